@@ -1,0 +1,5 @@
+// The protocol part: envelope codec, topic names, VINs and the error catalogue. Pure: no I/O.
+export * from './envelope.ts'
+export * from './errors.ts'
+export * from './topics.ts'
+export * from './vin.ts'

@@ -1,0 +1,24 @@
+import { GatewayError } from '../protocol/index.ts'
+
+// SQLSTATE classes that mean "the database is not there right now" rather than "this statement is wrong".
+const UNAVAILABLE_CLASSES = ['08', '53', '57', '58']
+const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH'])
+
+/** True when an error from pg means the database is unreachable (retry later), not that the query is wrong. */
+export function isUnavailable (err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false
+  const code = (err as { code?: unknown }).code
+  if (typeof code === 'string') {
+    if (UNAVAILABLE_NODE_CODES.has(code)) return true
+    if (/^[0-9A-Z]{5}$/.test(code) && UNAVAILABLE_CLASSES.includes(code.slice(0, 2))) return true
+  }
+  const message = (err as { message?: unknown }).message
+  return typeof message === 'string' && /timeout|terminated|Connection terminated|not queryable|Client has encountered a connection error/i.test(message)
+}
+
+/** pg errors never leave store/: translate them into catalogue errors. */
+export function translateError (err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err
+  if (isUnavailable(err)) return new GatewayError('GW_ERR_STORE_UNAVAILABLE', undefined, { cause: err })
+  return new GatewayError('GW_ERR_INTERNAL', 'database error', { cause: err })
+}

@@ -1,0 +1,53 @@
+import { eq, sql } from 'drizzle-orm'
+import type { NodePgDatabase } from 'drizzle-orm/node-postgres'
+import { vehicles } from './schema/tables.ts'
+import { translateError } from './store-errors.ts'
+
+export interface VehicleRow {
+  vin: string
+  market: string | null
+  certFingerprint: string | null
+  firstSeenAt: Date
+  lastSeenAt: Date | null
+  lastConnectedAt: Date | null
+  lastDisconnectedAt: Date | null
+}
+
+export class VehicleRepository {
+  readonly #orm: NodePgDatabase
+
+  constructor (orm: NodePgDatabase) {
+    this.#orm = orm
+  }
+
+  /** Records a (re)connection: creates the vehicle on first sight, refreshes market and certificate. */
+  async recordConnect (vin: string, market: string | null, certFingerprint: string, at: Date): Promise<void> {
+    try {
+      await this.#orm.insert(vehicles)
+        .values({ vin, market, certFingerprint, firstSeenAt: at, lastSeenAt: at, lastConnectedAt: at })
+        .onConflictDoUpdate({
+          target: vehicles.vin,
+          set: { market: sql`coalesce(excluded.market, ${vehicles.market})`, certFingerprint, lastSeenAt: at, lastConnectedAt: at }
+        })
+    } catch (err) {
+      throw translateError(err)
+    }
+  }
+
+  async recordDisconnect (vin: string, at: Date): Promise<void> {
+    try {
+      await this.#orm.update(vehicles).set({ lastSeenAt: at, lastDisconnectedAt: at }).where(eq(vehicles.vin, vin))
+    } catch (err) {
+      throw translateError(err)
+    }
+  }
+
+  async get (vin: string): Promise<VehicleRow | null> {
+    try {
+      const rows = await this.#orm.select().from(vehicles).where(eq(vehicles.vin, vin)).limit(1)
+      return rows[0] ?? null
+    } catch (err) {
+      throw translateError(err)
+    }
+  }
+}
