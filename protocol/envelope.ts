@@ -123,11 +123,17 @@ function validate (e: Envelope, limits: EnvelopeLimits, nowMs: number): { code: 
   if (!ACK_STATUSES.includes(e.ackStatus) || (e.kind === 'ACK' && e.ackStatus === 'ACK_STATUS_UNSPECIFIED')) {
     return { code: 'GW_ERR_ENVELOPE_INVALID_ACK_STATUS', detail: `ack_status ${e.ackStatus}` }
   }
+  if (e.correlationId.includes('\u0000') || (e.correlationId !== '' && !isUuid(e.correlationId))) {
+    return { code: 'GW_ERR_ENVELOPE_INVALID_CORRELATION_ID', detail: `correlation_id ${JSON.stringify(e.correlationId.slice(0, 64))}` }
+  }
+  // PostgreSQL text cannot hold NUL; a vehicle must not be able to make its own row unstorable.
+  if (e.ackReason.includes('\u0000') || e.ackReason.length > 1024) return { code: 'GW_ERR_ENVELOPE_MALFORMED', detail: 'ack_reason holds NUL or exceeds 1024 characters' }
   const keys = Object.keys(e.attributes)
   if (keys.length > limits.maxAttributes) return { code: 'GW_ERR_ENVELOPE_INVALID_ATTRIBUTES', detail: `${keys.length} attributes` }
   for (const key of keys) {
     const value = e.attributes[key] ?? ''
-    if (key.length === 0 || key.length > limits.maxAttributeKeyLength || value.length > limits.maxAttributeValueLength) {
+    if (key.length === 0 || key.length > limits.maxAttributeKeyLength || value.length > limits.maxAttributeValueLength ||
+      key.includes('\u0000') || value.includes('\u0000')) {
       return { code: 'GW_ERR_ENVELOPE_INVALID_ATTRIBUTES', detail: `attribute ${JSON.stringify(key.slice(0, 80))}` }
     }
   }

@@ -34,7 +34,6 @@ export const errorCatalogue = {
   GW_ERR_SYS_DENIED: { httpStatus: 403, message: '$SYS topics are not available to vehicles' },
   GW_ERR_RETAIN_DENIED: { httpStatus: 403, message: 'retained messages are not allowed' },
   GW_ERR_WILL_DENIED: { httpStatus: 403, connackCode: 5, message: 'will messages are not allowed' },
-  GW_ERR_QOS_DENIED: { httpStatus: 403, message: 'QoS 2 is not supported; publish at QoS 1' },
   GW_ERR_PACKET_TOO_LARGE: { httpStatus: 413, message: 'the MQTT packet exceeds the maximum packet size' },
 
   // REST API (DESIGN §5)
@@ -51,7 +50,7 @@ export const errorCatalogue = {
   GW_ERR_METHOD_NOT_ALLOWED: { httpStatus: 405, message: 'the method is not allowed here' },
 
   // Operations
-  GW_ERR_STORE_UNAVAILABLE: { httpStatus: 503, message: 'the database is not reachable' },
+  GW_ERR_STORE_UNAVAILABLE: { httpStatus: 503, connackCode: 3, message: 'the database is not reachable' },
   GW_ERR_NOT_READY: { httpStatus: 503, message: 'the gateway is not ready' },
   GW_ERR_CONFIG_INVALID: { httpStatus: 500, message: 'a configuration value is invalid' },
   GW_ERR_INTERNAL: { httpStatus: 500, message: 'an internal error occurred' }

@@ -25,6 +25,18 @@ export interface EmbeddedPostgresOptions {
   logger?: Logger
 }
 
+/** The URL of the embedded PostgreSQL a running gateway started in dataDir, if any. */
+export function runningEmbeddedUrl (dataDir: string): string | null {
+  const dir = path.resolve(dataDir)
+  try {
+    const pid = Number(fs.readFileSync(path.join(dir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0])
+    if (!Number.isInteger(pid) || !isAlive(pid)) return null
+    return fs.readFileSync(path.join(dir, 'postgres.url'), 'utf8').trim()
+  } catch {
+    return null
+  }
+}
+
 export interface EmbeddedPostgres {
   readonly url: string
   readonly port: number
@@ -225,5 +237,16 @@ export async function startEmbeddedPostgres (opts: EmbeddedPostgresOptions): Pro
     throw err
   }
   opts.logger?.info({ port, dataDir: pgdata }, 'embedded PostgreSQL started')
-  return { url: `postgres://vgw:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`, port, stop }
+  const url = `postgres://vgw:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`
+  // Lets CLI commands (`vgw keys create`) reach the database of a running gateway.
+  const urlFile = path.join(dataDir, 'postgres.url')
+  fs.writeFileSync(urlFile, url + '\n', { mode: 0o600 })
+  return {
+    url,
+    port,
+    async stop () {
+      fs.rmSync(urlFile, { force: true })
+      await stop()
+    }
+  }
 }

@@ -7,7 +7,7 @@ import { translateError } from './store-errors.ts'
 import { TransactionLog } from './transaction-log.ts'
 import { VehicleRepository } from './vehicle-repository.ts'
 
-export { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.ts'
+export { startEmbeddedPostgres, runningEmbeddedUrl, type EmbeddedPostgres } from './embedded-postgres.ts'
 export { SCOPES, isScope, type Scope, type ApiKeyIdentity, type CreatedApiKey, ApiKeyRepository } from './api-key-repository.ts'
 export { TransactionLog, type TransactionRecord, type TransactionQuery, type TransactionPage, type Direction } from './transaction-log.ts'
 export { VehicleRepository, type VehicleRow } from './vehicle-repository.ts'

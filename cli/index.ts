@@ -1,0 +1,2 @@
+// The CLI part: the `vgw` command.
+export { buildProgram, main } from './vgw.ts'

@@ -1,0 +1,90 @@
+import type { FastifyInstance } from 'fastify'
+import { GatewayError, isValidVin } from '../../../protocol/index.ts'
+import type { Direction, Store } from '../../../store/index.ts'
+import type { ConnectionRegistry } from '../../edge/connections.ts'
+import { transactionView } from '../views.ts'
+
+export interface VehicleRoutesDeps {
+  store: Store
+  connections: ConnectionRegistry
+  now: () => number
+}
+
+const vinParams = {
+  type: 'object',
+  required: ['vin'],
+  properties: { vin: { type: 'string' } }
+} as const
+
+function requireVin (vin: string): void {
+  if (!isValidVin(vin)) throw new GatewayError('GW_ERR_INVALID_VIN', `"${vin.slice(0, 40)}" is not a valid VIN: 17 characters, digits and capital letters except I, O and Q`)
+}
+
+function parseTime (name: string, value: string | undefined): Date | undefined {
+  if (value === undefined) return undefined
+  const date = /^\d+$/.test(value) ? new Date(Number(value)) : new Date(value)
+  if (Number.isNaN(date.getTime())) throw new GatewayError('GW_ERR_VALIDATION', `querystring.${name}: expected an ISO 8601 time or epoch milliseconds`)
+  return date
+}
+
+export async function vehicleRoutes (app: FastifyInstance, deps: VehicleRoutesDeps): Promise<void> {
+  app.get<{ Params: { vin: string } }>('/v1/vehicles/:vin', {
+    config: { scope: 'vehicles:read' },
+    schema: { params: vinParams }
+  }, async (request) => {
+    const { vin } = request.params
+    requireVin(vin)
+    const row = await deps.store.vehicles.get(vin)
+    if (row === null) throw new GatewayError('GW_ERR_VEHICLE_NOT_FOUND', `no vehicle ${vin} has connected or been registered`)
+    const live = deps.connections.get(vin)
+    return {
+      vin: row.vin,
+      known: true,
+      connected: live !== undefined,
+      connectedSince: live?.since.toISOString() ?? null,
+      market: row.market,
+      certFingerprint: row.certFingerprint,
+      firstSeenAt: row.firstSeenAt.toISOString(),
+      lastSeenAt: live !== undefined ? new Date(deps.now()).toISOString() : row.lastSeenAt?.toISOString() ?? null,
+      lastConnectedAt: row.lastConnectedAt?.toISOString() ?? null,
+      lastDisconnectedAt: row.lastDisconnectedAt?.toISOString() ?? null
+    }
+  })
+
+  app.get<{
+    Params: { vin: string }
+    Querystring: { from?: string, to?: string, kind?: string, direction?: Direction, limit?: number, cursor?: string }
+  }>('/v1/vehicles/:vin/transactions', {
+    config: { scope: 'transactions:read' },
+    schema: {
+      params: vinParams,
+      querystring: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          from: { type: 'string' },
+          to: { type: 'string' },
+          kind: { type: 'string', maxLength: 32 },
+          direction: { type: 'string', enum: ['up', 'down', 'system'] },
+          limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+          cursor: { type: 'string', maxLength: 200 },
+          token: { type: 'string' }
+        }
+      }
+    }
+  }, async (request) => {
+    const { vin } = request.params
+    requireVin(vin)
+    const q = request.query
+    const page = await deps.store.transactions.listForVehicle({
+      vin,
+      limit: q.limit ?? 100,
+      ...(q.from !== undefined ? { from: parseTime('from', q.from) as Date } : {}),
+      ...(q.to !== undefined ? { to: parseTime('to', q.to) as Date } : {}),
+      ...(q.kind !== undefined ? { kind: q.kind } : {}),
+      ...(q.direction !== undefined ? { direction: q.direction } : {}),
+      ...(q.cursor !== undefined ? { cursor: q.cursor } : {})
+    })
+    return { items: page.items.map(transactionView), nextCursor: page.nextCursor }
+  })
+}

@@ -1,0 +1,127 @@
+import path from 'node:path'
+import { GatewayError, defaultEnvelopeLimits, type EnvelopeLimits } from '../protocol/index.ts'
+
+/** Everything the gateway reads at start (DESIGN §7). Built by loadConfig, or directly by tests. */
+export interface GatewayConfig {
+  /** External PostgreSQL; undefined means the embedded one under dataDir. */
+  databaseUrl: string | undefined
+  dataDir: string
+  host: string
+  mqttPort: number
+  httpPort: number
+  tls: { ca: string, cert: string, key: string, crl: string }
+  /** Whether the TLS files are the dev defaults (then they are created when missing). */
+  devCerts: boolean
+  logLevel: string
+  batch: { maxSize: number, maxDelayMs: number, maxConcurrent: number }
+  envelope: EnvelopeLimits
+  /** Hard limit on one MQTT packet; larger packets close the connection. */
+  maxPacketBytes: number
+  shutdownTimeoutMs: number
+}
+
+export const DEV_CERT_DIR = 'certs/dev'
+
+interface Setting {
+  env: string
+  flag: string
+  description: string
+}
+
+/** The variables of DESIGN §7 plus tuning knobs; the README's table lists the same. */
+export const SETTINGS = {
+  databaseUrl: { env: 'DATABASE_URL', flag: '--database-url', description: 'external PostgreSQL; unset: embedded PostgreSQL under VGW_DATA_DIR' },
+  dataDir: { env: 'VGW_DATA_DIR', flag: '--data-dir', description: 'embedded database, admin key (default .data)' },
+  host: { env: 'VGW_HOST', flag: '--host', description: 'address both listeners bind (default 0.0.0.0)' },
+  mqttPort: { env: 'VGW_MQTT_PORT', flag: '--mqtt-port', description: 'MQTT over mutual TLS (default 8883; 0 = any free port)' },
+  httpPort: { env: 'VGW_HTTP_PORT', flag: '--http-port', description: 'REST API and WebSocket (default 8080; 0 = any free port)' },
+  tlsCa: { env: 'VGW_TLS_CA', flag: '--tls-ca', description: 'CA bundle vehicle certificates must chain to (default certs/dev/ca.crt)' },
+  tlsCert: { env: 'VGW_TLS_CERT', flag: '--tls-cert', description: 'server certificate (default certs/dev/server.crt)' },
+  tlsKey: { env: 'VGW_TLS_KEY', flag: '--tls-key', description: 'server key (default certs/dev/server.key)' },
+  tlsCrl: { env: 'VGW_TLS_CRL', flag: '--tls-crl', description: 'revocation list (default certs/dev/crl.pem)' },
+  logLevel: { env: 'VGW_LOG_LEVEL', flag: '--log-level', description: 'fatal, error, warn, info, debug, trace, silent (default info)' },
+  batchMaxSize: { env: 'VGW_BATCH_MAX_SIZE', flag: '--batch-max-size', description: 'uplinks per database commit at most (default 500)' },
+  batchMaxDelayMs: { env: 'VGW_BATCH_MAX_DELAY_MS', flag: '--batch-max-delay-ms', description: 'longest wait before a partial batch commits (default 5)' },
+  batchMaxConcurrent: { env: 'VGW_BATCH_MAX_CONCURRENT', flag: '--batch-max-concurrent', description: 'batches committing at once (default 4)' },
+  maxEnvelopeBytes: { env: 'VGW_MAX_ENVELOPE_BYTES', flag: '--max-envelope-bytes', description: 'largest accepted envelope (default 262144)' },
+  maxPacketBytes: { env: 'VGW_MAX_PACKET_BYTES', flag: '--max-packet-bytes', description: 'largest MQTT packet before the connection is closed (default 1048576)' },
+  shutdownTimeoutMs: { env: 'VGW_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', description: 'graceful drain bound on SIGTERM (default 15000)' }
+} as const satisfies Record<string, Setting>
+
+export type SettingName = keyof typeof SETTINGS
+export type ConfigInput = Partial<Record<SettingName, string>>
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+function invalid (name: SettingName, value: string, why: string): GatewayError {
+  const s = SETTINGS[name]
+  return new GatewayError('GW_ERR_CONFIG_INVALID', `${s.env} (${s.flag}) = ${JSON.stringify(value)}: ${why}`)
+}
+
+function integer (name: SettingName, value: string | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined || value === '') return fallback
+  if (!/^\d+$/.test(value)) throw invalid(name, value, `expected a whole number from ${min} to ${max}`)
+  const n = Number(value)
+  if (n < min || n > max) throw invalid(name, value, `expected a whole number from ${min} to ${max}`)
+  return n
+}
+
+/** Flags win over environment variables; every bad value stops start-up with a message naming it. */
+export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd = process.cwd()): GatewayConfig {
+  const get = (name: SettingName): string | undefined => {
+    const v = flags[name] ?? env[SETTINGS[name].env]
+    return v === '' ? undefined : v
+  }
+  const databaseUrl = get('databaseUrl')
+  if (databaseUrl !== undefined) {
+    let parsed: URL
+    try {
+      parsed = new URL(databaseUrl)
+    } catch {
+      throw invalid('databaseUrl', '<hidden>', 'not a URL; expected postgres://user:password@host:5432/database')
+    }
+    if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
+      throw invalid('databaseUrl', parsed.protocol, 'expected a postgres:// or postgresql:// URL')
+    }
+  }
+  const logLevel = get('logLevel') ?? 'info'
+  if (!LOG_LEVELS.includes(logLevel)) throw invalid('logLevel', logLevel, `expected one of ${LOG_LEVELS.join(', ')}`)
+  const host = get('host') ?? '0.0.0.0'
+  if (!/^[A-Za-z0-9.:[\]-]+$/.test(host)) throw invalid('host', host, 'expected a host name or IP address')
+
+  const certDir = path.resolve(cwd, DEV_CERT_DIR)
+  const tlsPaths = {
+    ca: get('tlsCa'),
+    cert: get('tlsCert'),
+    key: get('tlsKey'),
+    crl: get('tlsCrl')
+  }
+  const maxEnvelopeBytes = integer('maxEnvelopeBytes', get('maxEnvelopeBytes'), defaultEnvelopeLimits.maxBytes, 1024, 64 * 1024 * 1024)
+  const maxPacketBytes = integer('maxPacketBytes', get('maxPacketBytes'), Math.max(1024 * 1024, maxEnvelopeBytes * 2), 1024, 256 * 1024 * 1024)
+  if (maxPacketBytes <= maxEnvelopeBytes) {
+    throw invalid('maxPacketBytes', String(maxPacketBytes), `must exceed ${SETTINGS.maxEnvelopeBytes.env} (${maxEnvelopeBytes}) so that oversized envelopes can still be recorded and rejected`)
+  }
+  return {
+    databaseUrl,
+    dataDir: path.resolve(cwd, get('dataDir') ?? '.data'),
+    host,
+    mqttPort: integer('mqttPort', get('mqttPort'), 8883, 0, 65535),
+    httpPort: integer('httpPort', get('httpPort'), 8080, 0, 65535),
+    tls: {
+      ca: path.resolve(cwd, tlsPaths.ca ?? path.join(certDir, 'ca.crt')),
+      cert: path.resolve(cwd, tlsPaths.cert ?? path.join(certDir, 'server.crt')),
+      key: path.resolve(cwd, tlsPaths.key ?? path.join(certDir, 'server.key')),
+      crl: path.resolve(cwd, tlsPaths.crl ?? path.join(certDir, 'crl.pem'))
+    },
+    devCerts: Object.values(tlsPaths).every((v) => v === undefined),
+    logLevel,
+    batch: {
+      maxSize: integer('batchMaxSize', get('batchMaxSize'), 500, 1, 10_000),
+      maxDelayMs: integer('batchMaxDelayMs', get('batchMaxDelayMs'), 5, 0, 10_000),
+      maxConcurrent: integer('batchMaxConcurrent', get('batchMaxConcurrent'), 4, 1, 64)
+    },
+    envelope: { ...defaultEnvelopeLimits, maxBytes: maxEnvelopeBytes },
+    maxPacketBytes,
+    shutdownTimeoutMs: integer('shutdownTimeoutMs', get('shutdownTimeoutMs'), 15_000, 100, 600_000)
+  }
+}

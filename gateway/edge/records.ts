@@ -1,0 +1,135 @@
+import type { Envelope, ErrorCode } from '../../protocol/index.ts'
+import type { TransactionRecord } from '../../store/index.ts'
+import type { DeviceIdentity } from './device-identity.ts'
+
+/** Clock and id source, injected so tests can drive them. */
+export interface RecordContext {
+  now: () => number
+  newId: () => string
+}
+
+const BLANK = {
+  type: null, messageId: null, correlationId: null, createdAtMs: null, ttlSeconds: null, attributes: null,
+  ackStatus: null, ackReason: null, errorCode: null, raw: null, details: null
+} as const
+
+// PostgreSQL text and jsonb cannot hold NUL: details quote vehicle input, so scrub it.
+function scrub (text: string): string {
+  return text.replace(/\u0000/g, '\uFFFD')
+}
+
+export function acceptedUplink (ctx: RecordContext, who: DeviceIdentity, e: Envelope, raw: Uint8Array): TransactionRecord {
+  const now = ctx.now()
+  return {
+    id: ctx.newId(),
+    // The sender's created_at is the event time: stable across retries, so the dedup key holds.
+    occurredAt: new Date(e.createdAtMs),
+    receivedAt: new Date(now),
+    vin: who.vin,
+    market: who.market,
+    direction: 'up',
+    kind: e.kind,
+    type: e.type,
+    messageId: e.messageId,
+    correlationId: e.correlationId === '' ? null : e.correlationId,
+    createdAtMs: e.createdAtMs,
+    ttlSeconds: e.ttlSeconds,
+    attributes: e.attributes,
+    ackStatus: e.ackStatus === 'ACK_STATUS_UNSPECIFIED' ? null : e.ackStatus,
+    ackReason: e.ackReason === '' ? null : e.ackReason,
+    status: 'accepted',
+    errorCode: null,
+    raw,
+    details: null
+  }
+}
+
+/** A rejected uplink keeps its raw bytes and code; only fields that passed validation are copied. */
+export function rejectedUplink (ctx: RecordContext, who: DeviceIdentity, code: ErrorCode, detail: string, raw: Uint8Array, messageId: string | null): TransactionRecord {
+  const now = ctx.now()
+  return {
+    ...BLANK,
+    id: ctx.newId(),
+    occurredAt: new Date(now),
+    receivedAt: new Date(now),
+    vin: who.vin,
+    market: who.market,
+    direction: 'up',
+    kind: 'KIND_UNSPECIFIED',
+    messageId,
+    status: 'rejected',
+    errorCode: code,
+    raw,
+    details: { detail: scrub(detail).slice(0, 500) }
+  }
+}
+
+export function errorNotice (ctx: RecordContext, who: DeviceIdentity, notice: Envelope, raw: Uint8Array): TransactionRecord {
+  const now = ctx.now()
+  return {
+    ...BLANK,
+    id: ctx.newId(),
+    occurredAt: new Date(now),
+    receivedAt: new Date(now),
+    vin: who.vin,
+    market: who.market,
+    direction: 'down',
+    kind: notice.kind,
+    type: notice.type,
+    messageId: notice.messageId,
+    correlationId: notice.correlationId === '' ? null : notice.correlationId,
+    createdAtMs: notice.createdAtMs,
+    ackStatus: notice.ackStatus,
+    ackReason: notice.ackReason,
+    status: 'sent',
+    raw
+  }
+}
+
+export type ConnectionEvent = 'connect' | 'disconnect'
+
+export function connectionEvent (ctx: RecordContext, who: DeviceIdentity, event: ConnectionEvent, extra: Record<string, unknown> = {}): TransactionRecord {
+  const now = ctx.now()
+  return {
+    ...BLANK,
+    id: ctx.newId(),
+    occurredAt: new Date(now),
+    receivedAt: new Date(now),
+    vin: who.vin,
+    market: who.market,
+    direction: 'system',
+    kind: 'CONNECTION',
+    type: event,
+    status: 'recorded',
+    details: { fingerprint: who.fingerprint, remoteAddress: who.remoteAddress, ...extra }
+  }
+}
+
+export interface SecurityEvent {
+  vin: string
+  market: string | null
+  code: ErrorCode
+  type: string
+  detail: string
+  fingerprint: string | null
+  remoteAddress: string
+  extra?: Record<string, unknown>
+}
+
+export function securityEvent (ctx: RecordContext, ev: SecurityEvent): TransactionRecord {
+  const now = ctx.now()
+  return {
+    ...BLANK,
+    id: ctx.newId(),
+    occurredAt: new Date(now),
+    receivedAt: new Date(now),
+    vin: ev.vin,
+    market: ev.market,
+    direction: 'system',
+    kind: 'SECURITY',
+    type: ev.type,
+    status: 'denied',
+    errorCode: ev.code,
+    details: { detail: scrub(ev.detail).slice(0, 500), fingerprint: ev.fingerprint, remoteAddress: ev.remoteAddress, ...ev.extra }
+  }
+}

@@ -1,0 +1,57 @@
+import type { Logger } from 'pino'
+import { decodeEnvelope, downTopic, encodeEnvelope, isUuid, type Envelope, type EnvelopeLimits, type ErrorCode } from '../../protocol/index.ts'
+import type { TransactionRecord } from '../../store/index.ts'
+import type { CommitBatcher } from '../commit-batcher.ts'
+import type { DeviceIdentity } from './device-identity.ts'
+import { acceptedUplink, errorNotice, rejectedUplink, type RecordContext } from './records.ts'
+
+export interface UplinkDeps {
+  log: CommitBatcher<TransactionRecord>
+  ctx: RecordContext
+  limits: EnvelopeLimits
+  logger: Logger
+  /** Publishes bytes to a down topic at QoS 1. */
+  publishDown: (topic: string, payload: Buffer) => Promise<void>
+}
+
+/**
+ * One uplink PUBLISH, from bytes to durable row (DESIGN §3, §4). Resolves once the
+ * row has committed: the caller answers the vehicle (PUBACK) only then. A bad
+ * envelope is stored as `rejected` with its raw bytes and answered with an error
+ * notice, and still resolves, so a poison message never blocks the vehicle's queue.
+ */
+export async function handleUplink (deps: UplinkDeps, who: DeviceIdentity, raw: Buffer): Promise<void> {
+  const result = decodeEnvelope(raw, deps.limits, deps.ctx.now())
+  if (result.ok) {
+    await deps.log.add(acceptedUplink(deps.ctx, who, result.envelope, raw))
+    return
+  }
+  const readableId = result.envelope !== undefined && isUuid(result.envelope.messageId) ? result.envelope.messageId : null
+  const notice = buildErrorNotice(deps.ctx, result.code, result.detail, readableId)
+  const noticeBytes = encodeEnvelope(notice)
+  await Promise.all([
+    deps.log.add(rejectedUplink(deps.ctx, who, result.code, result.detail, raw, readableId)),
+    deps.log.add(errorNotice(deps.ctx, who, notice, noticeBytes))
+  ])
+  deps.logger.info({ vin: who.vin, messageId: readableId, code: result.code, detail: result.detail }, 'uplink rejected')
+  // The rejection is durable; the notice is a courtesy the vehicle may miss if it drops now.
+  deps.publishDown(downTopic(who.vin), Buffer.from(noticeBytes)).catch((err: unknown) => {
+    deps.logger.warn({ err, vin: who.vin }, 'error notice not delivered')
+  })
+}
+
+/** DESIGN §3: kind RESPONSE, type `error`, ack_status REJECTED, ack_reason = the code. */
+export function buildErrorNotice (ctx: RecordContext, code: ErrorCode, detail: string, correlationId: string | null): Envelope {
+  return {
+    messageId: ctx.newId(),
+    correlationId: correlationId ?? '',
+    kind: 'RESPONSE',
+    type: 'error',
+    createdAtMs: ctx.now(),
+    ttlSeconds: 0,
+    payload: new Uint8Array(0),
+    attributes: { 'error-detail': detail.replace(/\u0000/g, '\uFFFD').slice(0, 500) },
+    ackStatus: 'REJECTED',
+    ackReason: code
+  }
+}
