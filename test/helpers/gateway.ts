@@ -1,0 +1,81 @@
+import { Writable } from 'node:stream'
+import pino, { type Logger } from 'pino'
+import type { Test } from 'tap'
+import { buildGateway, loadConfig, type Gateway, type GatewayConfig } from '../../gateway/index.ts'
+import type { Store } from '../../store/index.ts'
+import { testStore } from './database.ts'
+import { testPki, type TestPki } from './pki.ts'
+
+export interface LogLine {
+  level: number
+  msg: string
+  [key: string]: unknown
+}
+
+export interface TestGateway {
+  gateway: Gateway
+  store: Store
+  pki: TestPki
+  config: GatewayConfig
+  mqttPort: number
+  httpPort: number
+  baseUrl: string
+  adminKey: string
+  /** Every log line the gateway wrote, parsed. */
+  logs: LogLine[]
+  api(path: string, init?: RequestInit & { key?: string | null }): Promise<{ status: number, body: unknown }>
+}
+
+/** A logger whose lines are kept for assertions (pino's sink-stream pattern). */
+export function captureLogger (): { logger: Logger, lines: LogLine[] } {
+  const lines: LogLine[] = []
+  const sink = new Writable({
+    write (chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line !== '') lines.push(JSON.parse(line) as LogLine)
+      cb()
+    }
+  })
+  return { logger: pino({ level: process.env.VGW_TEST_LOG_LEVEL ?? 'info' }, sink), lines }
+}
+
+/** A gateway on ports 0 with its own database and PKI; closed at teardown. */
+export async function startTestGateway (t: Test, overrides: Partial<Record<string, string>> = {}, deps: { now?: () => number } = {}): Promise<TestGateway> {
+  const pki = await testPki(t)
+  const { store } = await testStore(t)
+  const config = loadConfig({
+    VGW_HOST: '127.0.0.1',
+    VGW_MQTT_PORT: '0',
+    VGW_HTTP_PORT: '0',
+    VGW_TLS_CA: pki.paths.caCert,
+    VGW_TLS_CERT: pki.paths.serverCert,
+    VGW_TLS_KEY: pki.paths.serverKey,
+    VGW_TLS_CRL: pki.paths.crl,
+    VGW_LOG_LEVEL: 'info',
+    ...overrides
+  })
+  const { logger, lines } = captureLogger()
+  const gateway = await buildGateway(config, { store, logger, ...deps })
+  t.teardown(() => gateway.close())
+  const { mqttPort, httpPort } = await gateway.listen()
+  const admin = await store.apiKeys.create('test-admin', ['admin'])
+  const baseUrl = `http://127.0.0.1:${httpPort}`
+  return {
+    gateway,
+    store,
+    pki,
+    config,
+    mqttPort,
+    httpPort,
+    baseUrl,
+    adminKey: admin.key,
+    logs: lines,
+    async api (path, init = {}) {
+      const key = init.key === undefined ? admin.key : init.key
+      const headers = new Headers(init.headers)
+      if (key !== null) headers.set('authorization', `Bearer ${key}`)
+      const res = await fetch(baseUrl + path, { ...init, headers })
+      const text = await res.text()
+      return { status: res.status, body: text === '' ? null : JSON.parse(text) as unknown }
+    }
+  }
+}
