@@ -114,3 +114,8 @@ export async function createCrl (ca: Authority, revokedSerials: readonly string[
   })
   return x509.PemConverter.encode(crl.rawData, 'X509 CRL')
 }
+
+/** Serial numbers (lower-case hex) listed in a PEM CRL. */
+export function crlSerials (pem: string): string[] {
+  return new x509.X509Crl(pem).entries.map((e) => e.serialNumber.toLowerCase())
+}

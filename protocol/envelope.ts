@@ -72,7 +72,7 @@ export function encodeEnvelope (input: EnvelopeInput): Uint8Array {
 }
 
 /** Decodes without validating; throws on bytes that are not an Envelope. Unknown enum numbers keep their number as name. */
-function decodeRaw (bytes: Uint8Array): Envelope {
+export function parseEnvelope (bytes: Uint8Array): Envelope {
   const m = Proto.decode(bytes)
   return {
     messageId: m.messageId,
@@ -95,11 +95,18 @@ function decodeRaw (bytes: Uint8Array): Envelope {
  */
 export function decodeEnvelope (bytes: Uint8Array, limits: EnvelopeLimits, nowMs: number): DecodeResult {
   if (bytes.length > limits.maxBytes) {
-    return { ok: false, code: 'GW_ERR_ENVELOPE_TOO_LARGE', detail: `${bytes.length} bytes, limit ${limits.maxBytes}` }
+    // Still read it (the packet size limit bounds the work) so the notice can quote its message_id.
+    let envelope: Envelope | undefined
+    try {
+      envelope = parseEnvelope(bytes)
+    } catch {
+      envelope = undefined
+    }
+    return { ok: false, code: 'GW_ERR_ENVELOPE_TOO_LARGE', detail: `${bytes.length} bytes, limit ${limits.maxBytes}`, ...(envelope !== undefined ? { envelope } : {}) }
   }
   let envelope: Envelope
   try {
-    envelope = decodeRaw(bytes)
+    envelope = parseEnvelope(bytes)
   } catch (err) {
     return { ok: false, code: 'GW_ERR_ENVELOPE_MALFORMED', detail: (err as Error).message }
   }

@@ -1,17 +1,15 @@
-import { decodeEnvelope, defaultEnvelopeLimits } from '../../protocol/index.ts'
+import { parseEnvelope } from '../../protocol/index.ts'
 import type { TransactionRecord } from '../../store/index.ts'
-
-const READ_LIMITS = { ...defaultEnvelopeLimits, maxBytes: Number.MAX_SAFE_INTEGER, maxAgeMs: Number.MAX_SAFE_INTEGER, maxFutureSkewMs: Number.MAX_SAFE_INTEGER }
 
 /** The JSON shape of one transaction (DESIGN §5): envelope fields in camelCase, times as ISO strings. */
 export function transactionView (r: TransactionRecord): Record<string, unknown> {
   // The payload is not stored twice: it is read back from the raw envelope bytes.
   let payloadBase64: string | null = null
   if (r.raw !== null && r.status !== 'rejected') {
-    const decoded = decodeEnvelope(r.raw, READ_LIMITS, 0)
-    if (decoded.ok || decoded.envelope !== undefined) {
-      const env = decoded.ok ? decoded.envelope : decoded.envelope
-      payloadBase64 = env === undefined ? null : Buffer.from(env.payload).toString('base64')
+    try {
+      payloadBase64 = Buffer.from(parseEnvelope(r.raw).payload).toString('base64')
+    } catch {
+      payloadBase64 = null
     }
   }
   return {
