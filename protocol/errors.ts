@@ -47,7 +47,6 @@ export const errorCatalogue = {
   GW_ERR_INVALID_CURSOR: { httpStatus: 400, message: 'the cursor is not one this API issued' },
   GW_ERR_BODY_TOO_LARGE: { httpStatus: 413, message: 'the request body is too large' },
   GW_ERR_UNSUPPORTED_MEDIA_TYPE: { httpStatus: 415, message: 'the request body must be application/json' },
-  GW_ERR_METHOD_NOT_ALLOWED: { httpStatus: 405, message: 'the method is not allowed here' },
 
   // Operations
   GW_ERR_STORE_UNAVAILABLE: { httpStatus: 503, connackCode: 3, message: 'the database is not reachable' },

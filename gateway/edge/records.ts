@@ -14,8 +14,8 @@ const BLANK = {
 } as const
 
 // PostgreSQL text and jsonb cannot hold NUL: details quote vehicle input, so scrub it.
-function scrub (text: string): string {
-  return text.replace(/\u0000/g, '\uFFFD')
+export function scrubNul (text: string): string {
+  return text.replaceAll('\u0000', '\uFFFD')
 }
 
 export function acceptedUplink (ctx: RecordContext, who: DeviceIdentity, e: Envelope, raw: Uint8Array): TransactionRecord {
@@ -60,7 +60,7 @@ export function rejectedUplink (ctx: RecordContext, who: DeviceIdentity, code: E
     status: 'rejected',
     errorCode: code,
     raw,
-    details: { detail: scrub(detail).slice(0, 500) }
+    details: { detail: scrubNul(detail).slice(0, 500) }
   }
 }
 
@@ -130,6 +130,6 @@ export function securityEvent (ctx: RecordContext, ev: SecurityEvent): Transacti
     type: ev.type,
     status: 'denied',
     errorCode: ev.code,
-    details: { detail: scrub(ev.detail).slice(0, 500), fingerprint: ev.fingerprint, remoteAddress: ev.remoteAddress, ...ev.extra }
+    details: { detail: scrubNul(ev.detail).slice(0, 500), fingerprint: ev.fingerprint, remoteAddress: ev.remoteAddress, ...ev.extra }
   }
 }

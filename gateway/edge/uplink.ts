@@ -3,7 +3,7 @@ import { decodeEnvelope, downTopic, encodeEnvelope, isUuid, type Envelope, type 
 import type { TransactionRecord } from '../../store/index.ts'
 import type { CommitBatcher } from '../commit-batcher.ts'
 import type { DeviceIdentity } from './device-identity.ts'
-import { acceptedUplink, errorNotice, rejectedUplink, type RecordContext } from './records.ts'
+import { acceptedUplink, errorNotice, rejectedUplink, scrubNul, type RecordContext } from './records.ts'
 
 export interface UplinkDeps {
   log: CommitBatcher<TransactionRecord>
@@ -50,7 +50,7 @@ export function buildErrorNotice (ctx: RecordContext, code: ErrorCode, detail: s
     createdAtMs: ctx.now(),
     ttlSeconds: 0,
     payload: new Uint8Array(0),
-    attributes: { 'error-detail': detail.replace(/\u0000/g, '\uFFFD').slice(0, 500) },
+    attributes: { 'error-detail': scrubNul(detail).slice(0, 500) },
     ackStatus: 'REJECTED',
     ackReason: code
   }

@@ -4,6 +4,15 @@ import readline from 'node:readline'
 
 export const ROOT = path.resolve(import.meta.dirname, '../..')
 
+/** Sends a signal to the whole process group (npm, its shell and the gateway). */
+export function signalGroup (p: GatewayProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-(p.child.pid as number), signal)
+  } catch {
+    // already gone
+  }
+}
+
 export interface GatewayProcess {
   child: ChildProcess
   mqttPort: number
@@ -18,7 +27,8 @@ export interface GatewayProcess {
  * process and resolves once it logs that it listens, with the ports it bound.
  */
 export async function spawnGateway (command: string, args: string[], env: NodeJS.ProcessEnv, cwd = ROOT, timeoutMs = 60_000): Promise<GatewayProcess> {
-  const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  // Its own process group, so that a signal can reach npm and the gateway under it, as a terminal's would.
+  const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
   const output: string[] = []
   const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }))
