@@ -3,11 +3,14 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { v7 as uuidv7 } from 'uuid'
-import type { Store, TransactionRecord } from '../store/index.ts'
+import type { Store, TransactionRecord, Transition } from '../store/index.ts'
 import { buildHttpApp } from './api/http-app.ts'
 import { CommitBatcher } from './commit-batcher.ts'
 import type { GatewayConfig } from './config.ts'
+import { Dispatcher } from './downlink/dispatcher.ts'
+import { ExpiryJob } from './downlink/expiry-job.ts'
 import { createVehicleEdge, type VehicleEdge } from './edge/vehicle-edge.ts'
+import { EventHub } from './events/event-hub.ts'
 
 export interface GatewayDeps {
   store: Store
@@ -22,6 +25,10 @@ export interface Gateway {
   readonly edge: VehicleEdge
   readonly http: FastifyInstance
   readonly log: CommitBatcher<TransactionRecord>
+  readonly transitions: CommitBatcher<Transition>
+  readonly dispatcher: Dispatcher
+  readonly hub: EventHub
+  readonly expiry: ExpiryJob
   /** Starts both listeners; resolves with the bound ports (useful with port 0). */
   listen(): Promise<{ mqttPort: number, httpPort: number }>
   /** Graceful drain: stop accepting, commit what is pending, close vehicles, stop listeners. */
@@ -36,14 +43,35 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
   const newId = deps.newId ?? uuidv7
   const logger = deps.logger
   const ctx = { now, newId }
+  const hub = new EventHub(config.streamRetain, now)
+  // Committed rows, and only those, become stream events.
   const log = new CommitBatcher<TransactionRecord>({
-    commit: (records) => deps.store.transactions.append(records),
+    commit: async (records) => hub.publishRecords(await deps.store.transactions.append(records)),
     maxSize: config.batch.maxSize,
     maxDelayMs: config.batch.maxDelayMs,
     maxConcurrent: config.batch.maxConcurrent,
     logger: logger.child({ part: 'log-batcher' })
   })
+  // One batch at a time: a message's transitions must commit in the order they happened.
+  const transitions = new CommitBatcher<Transition>({
+    commit: async (items) => hub.publishRecords(await deps.store.messages.applyTransitions(items)),
+    maxSize: config.batch.maxSize,
+    maxDelayMs: config.batch.maxDelayMs,
+    maxConcurrent: 1,
+    logger: logger.child({ part: 'status-batcher' })
+  })
+  // The edge reports to the dispatcher, and the dispatcher publishes through the edge.
+  let dispatcher: Dispatcher | null = null
   const edge = await createVehicleEdge({
+    observer: {
+      connected: (vin, client) => dispatcher?.connected(vin, client),
+      disconnected: (vin, client) => dispatcher?.disconnected(vin, client),
+      subscribed: (vin, client) => dispatcher?.subscribed(vin, client),
+      acknowledged: (vin, client, messageId) => dispatcher?.acknowledged(vin, client, messageId)
+    },
+    acknowledge: (vin, ack) => transitions.add({
+      messageId: ack.correlationId, vin, status: 'acknowledged', ackStatus: ack.ackStatus, at: new Date(now()), logId: newId()
+    }),
     store: deps.store,
     log,
     ctx,
@@ -57,12 +85,31 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       crl: fs.readFileSync(config.tls.crl)
     }
   })
+  const dispatch = new Dispatcher({
+    store: deps.store, transitions, publishToVehicle: edge.publishToVehicle, now, newId, logger: logger.child({ part: 'dispatcher' }), window: config.downlink.window
+  })
+  dispatcher = dispatch
+  const expiry = new ExpiryJob({ store: deps.store, hub, now, intervalMs: config.downlink.expiryIntervalMs, logger: logger.child({ part: 'expiry' }) })
   let closing = false
   const http = await buildHttpApp({
     store: deps.store,
     connections: edge.connections,
+    hub,
     logger,
     now,
+    newId,
+    limits: config.envelope,
+    downlink: config.downlink,
+    notify: (vin) => dispatch.notify(vin),
+    notifyMany: (vins) => {
+      // Only vehicles connected here can be sent to now; the others get theirs when they connect.
+      if (vins.length > edge.connections.size) {
+        const wanted = new Set(vins)
+        for (const c of edge.connections.clients()) if (wanted.has(c.id)) dispatch.notify(c.id)
+      } else {
+        for (const vin of vins) dispatch.notify(vin)
+      }
+    },
     notReadyReason: async () => {
       if (closing) return 'the gateway is shutting down'
       if (!edge.server.listening) return 'the MQTT listener is not up'
@@ -86,12 +133,17 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     edge,
     http,
     log,
+    transitions,
+    dispatcher: dispatch,
+    hub,
+    expiry,
     async listen () {
       await maintainPartitions()
       maintenance = setInterval(() => {
         maintainPartitions().catch((err: unknown) => logger.warn({ err }, 'partition maintenance failed; retrying later'))
       }, PARTITION_MAINTENANCE_MS)
       maintenance.unref()
+      expiry.start()
       await new Promise<void>((resolve, reject) => {
         edge.server.once('error', reject)
         edge.server.listen(config.mqttPort, config.host, () => {
@@ -109,11 +161,12 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       if (closing) return
       closing = true
       if (maintenance !== null) clearInterval(maintenance)
+      expiry.stop()
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, Math.max(100, config.shutdownTimeoutMs / 3)).unref())
       // Commit what vehicles already sent, so that they get their PUBACKs before we close them.
-      await Promise.race([log.flush(), deadline])
+      await Promise.race([Promise.all([log.flush(), transitions.flush()]), deadline])
       await edge.close()
-      await log.close()
+      await Promise.all([log.close(), transitions.close()])
       await http.close()
       logger.info('gateway closed')
     }

@@ -18,6 +18,8 @@ export interface GatewayConfig {
   /** Hard limit on one MQTT packet; larger packets close the connection. */
   maxPacketBytes: number
   shutdownTimeoutMs: number
+  downlink: { defaultTtlSeconds: number, maxTtlSeconds: number, expiryIntervalMs: number, window: number }
+  streamRetain: number
 }
 
 export const DEV_CERT_DIR = 'certs/dev'
@@ -45,7 +47,12 @@ export const SETTINGS = {
   batchMaxConcurrent: { env: 'VGW_BATCH_MAX_CONCURRENT', flag: '--batch-max-concurrent', description: 'batches committing at once (default 4)' },
   maxEnvelopeBytes: { env: 'VGW_MAX_ENVELOPE_BYTES', flag: '--max-envelope-bytes', description: 'largest accepted envelope (default 262144)' },
   maxPacketBytes: { env: 'VGW_MAX_PACKET_BYTES', flag: '--max-packet-bytes', description: 'largest MQTT packet before the connection is closed (default 1048576)' },
-  shutdownTimeoutMs: { env: 'VGW_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', description: 'graceful drain bound on SIGTERM (default 15000)' }
+  shutdownTimeoutMs: { env: 'VGW_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', description: 'graceful drain bound on SIGTERM (default 15000)' },
+  defaultTtlSeconds: { env: 'VGW_DEFAULT_TTL_SECONDS', flag: '--default-ttl-seconds', description: 'downlink time-to-live when a send names none (default 604800: 7 days)' },
+  maxTtlSeconds: { env: 'VGW_MAX_TTL_SECONDS', flag: '--max-ttl-seconds', description: 'longest downlink time-to-live accepted (default 2592000: 30 days)' },
+  expiryIntervalMs: { env: 'VGW_EXPIRY_INTERVAL_MS', flag: '--expiry-interval-ms', description: 'how often expired downlinks are marked (default 1000)' },
+  downlinkWindow: { env: 'VGW_DOWNLINK_WINDOW', flag: '--downlink-window', description: 'downlinks sent to one vehicle and awaiting its PUBACK, at most (default 20)' },
+  streamRetain: { env: 'VGW_STREAM_RETAIN', flag: '--stream-retain', description: 'stream events kept for clients resuming with ?since (default 10000)' }
 } as const satisfies Record<string, Setting>
 
 export type SettingName = keyof typeof SETTINGS
@@ -101,6 +108,11 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
   if (maxPacketBytes <= maxEnvelopeBytes) {
     throw invalid('maxPacketBytes', String(maxPacketBytes), `must exceed ${SETTINGS.maxEnvelopeBytes.env} (${maxEnvelopeBytes}) so that oversized envelopes can still be recorded and rejected`)
   }
+  const maxTtlSeconds = integer('maxTtlSeconds', get('maxTtlSeconds'), 30 * 24 * 3600, 1, 10 * 365 * 24 * 3600)
+  const defaultTtlSeconds = integer('defaultTtlSeconds', get('defaultTtlSeconds'), 7 * 24 * 3600, 1, 10 * 365 * 24 * 3600)
+  if (defaultTtlSeconds > maxTtlSeconds) {
+    throw invalid('defaultTtlSeconds', String(defaultTtlSeconds), `must not exceed ${SETTINGS.maxTtlSeconds.env} (${maxTtlSeconds})`)
+  }
   return {
     databaseUrl,
     dataDir: path.resolve(cwd, get('dataDir') ?? '.data'),
@@ -122,6 +134,13 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
     },
     envelope: { ...defaultEnvelopeLimits, maxBytes: maxEnvelopeBytes },
     maxPacketBytes,
-    shutdownTimeoutMs: integer('shutdownTimeoutMs', get('shutdownTimeoutMs'), 15_000, 100, 600_000)
+    shutdownTimeoutMs: integer('shutdownTimeoutMs', get('shutdownTimeoutMs'), 15_000, 100, 600_000),
+    downlink: {
+      defaultTtlSeconds,
+      maxTtlSeconds,
+      expiryIntervalMs: integer('expiryIntervalMs', get('expiryIntervalMs'), 1000, 10, 3_600_000),
+      window: integer('downlinkWindow', get('downlinkWindow'), 20, 1, 65_535)
+    },
+    streamRetain: integer('streamRetain', get('streamRetain'), 10_000, 0, 10_000_000)
   }
 }

@@ -6,12 +6,16 @@ import { runMigrations } from './migrate.ts'
 import { translateError } from './store-errors.ts'
 import { TransactionLog } from './transaction-log.ts'
 import { VehicleRepository } from './vehicle-repository.ts'
+import { MessageRepository } from './message-repository.ts'
+import { CampaignRepository } from './campaign-repository.ts'
 
 export { startEmbeddedPostgres, runningEmbeddedUrl, type EmbeddedPostgres } from './embedded-postgres.ts'
 export { SCOPES, isScope, type Scope, type ApiKeyIdentity, type CreatedApiKey, ApiKeyRepository } from './api-key-repository.ts'
 export { TransactionLog, type TransactionRecord, type TransactionQuery, type TransactionPage, type Direction } from './transaction-log.ts'
 export { VehicleRepository, type VehicleRow } from './vehicle-repository.ts'
 export { isUnavailable } from './store-errors.ts'
+export { MessageRepository, MESSAGE_STATUSES, type MessageStatus, type MessageRow, type NewMessage, type Transition, type EnqueueResult } from './message-repository.ts'
+export { CampaignRepository, type NewCampaign, type CreatedCampaign, type CampaignReport } from './campaign-repository.ts'
 
 export interface StoreOptions {
   url: string
@@ -25,6 +29,8 @@ export interface Store {
   readonly transactions: TransactionLog
   readonly vehicles: VehicleRepository
   readonly apiKeys: ApiKeyRepository
+  readonly messages: MessageRepository
+  readonly campaigns: CampaignRepository
   migrate(): Promise<void>
   /** Resolves when the database answers; rejects with GW_ERR_STORE_UNAVAILABLE otherwise. */
   ping(): Promise<void>
@@ -42,6 +48,8 @@ export function openStore (opts: StoreOptions): Store {
     transactions: new TransactionLog(db.pool),
     vehicles: new VehicleRepository(db.orm),
     apiKeys: new ApiKeyRepository(db.orm, opts.newId),
+    messages: new MessageRepository(db.pool),
+    campaigns: new CampaignRepository(db.pool),
     async migrate () {
       try {
         await runMigrations(db.pool)

@@ -1,6 +1,7 @@
 import type pg from 'pg'
 import { GatewayError } from '../protocol/index.ts'
 import { translateError } from './store-errors.ts'
+import { fromRow, type Row } from './transaction-rows.ts'
 
 export type Direction = 'up' | 'down' | 'system'
 
@@ -54,7 +55,8 @@ const COLUMNS = [
 // One statement for any batch size: the plan is cached and the wire cost is one round trip.
 const INSERT_SQL = `INSERT INTO transactions (${COLUMNS.map(([c]) => c).join(', ')})
 SELECT * FROM unnest(${COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(', ')})
-ON CONFLICT DO NOTHING`
+ON CONFLICT DO NOTHING
+RETURNING id`
 
 const PARTITION_MISSING = '23514'
 
@@ -82,19 +84,24 @@ export class TransactionLog {
   /**
    * Appends records in one statement (one implicit transaction). Rows that repeat an
    * uplink already stored (same vin, message_id, created_at) are skipped. Resolves
-   * only when committed; rejects with a GatewayError.
+   * only when committed, with the records actually inserted; rejects with a GatewayError.
    */
-  async append (records: readonly TransactionRecord[]): Promise<void> {
-    if (records.length === 0) return
+  async append (records: readonly TransactionRecord[]): Promise<TransactionRecord[]> {
+    if (records.length === 0) return []
     const params = toColumns(records)
+    const inserted = (ids: Array<{ id: string }>): TransactionRecord[] => {
+      if (ids.length === records.length) return [...records]
+      const set = new Set(ids.map((r) => r.id))
+      return records.filter((r) => set.has(r.id))
+    }
     try {
-      await this.#pool.query(INSERT_SQL, params)
+      return inserted((await this.#pool.query<{ id: string }>(INSERT_SQL, params)).rows)
     } catch (err) {
       if ((err as { code?: string }).code !== PARTITION_MISSING) throw translateError(err)
       // A row outside the partitions made ahead (e.g. an old created_at): make its month and retry once.
       try {
         await this.ensurePartitions(records.map((r) => r.occurredAt))
-        await this.#pool.query(INSERT_SQL, params)
+        return inserted((await this.#pool.query<{ id: string }>(INSERT_SQL, params)).rows)
       } catch (retryErr) {
         throw translateError(retryErr)
       }
@@ -145,9 +152,9 @@ export class TransactionLog {
     const sql = `SELECT *, (extract(epoch from occurred_at) * 1000000)::int8 AS occurred_micros
       FROM transactions WHERE ${where.join(' AND ')}
       ORDER BY occurred_at DESC, id DESC LIMIT $${params.length}`
-    let rows: Row[]
+    let rows: Array<Row & { occurred_micros: number }>
     try {
-      rows = (await this.#pool.query<Row>(sql, params)).rows
+      rows = (await this.#pool.query<Row & { occurred_micros: number }>(sql, params)).rows
     } catch (err) {
       throw translateError(err)
     }
@@ -169,53 +176,6 @@ export class TransactionLog {
     } catch (err) {
       throw translateError(err)
     }
-  }
-}
-
-interface Row {
-  id: string
-  occurred_at: Date
-  received_at: Date
-  vin: string | null
-  market: string | null
-  direction: Direction
-  kind: string
-  type: string | null
-  message_id: string | null
-  correlation_id: string | null
-  created_at_ms: number | null
-  ttl_seconds: number | null
-  attributes: Record<string, string> | null
-  ack_status: string | null
-  ack_reason: string | null
-  status: string
-  error_code: string | null
-  raw: Buffer | null
-  details: Record<string, unknown> | null
-  occurred_micros: number
-}
-
-function fromRow (r: Row): TransactionRecord {
-  return {
-    id: r.id,
-    occurredAt: r.occurred_at,
-    receivedAt: r.received_at,
-    vin: r.vin,
-    market: r.market,
-    direction: r.direction,
-    kind: r.kind,
-    type: r.type,
-    messageId: r.message_id,
-    correlationId: r.correlation_id,
-    createdAtMs: r.created_at_ms,
-    ttlSeconds: r.ttl_seconds,
-    attributes: r.attributes,
-    ackStatus: r.ack_status,
-    ackReason: r.ack_reason,
-    status: r.status,
-    errorCode: r.error_code,
-    raw: r.raw,
-    details: r.details
   }
 }
 

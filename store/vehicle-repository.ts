@@ -11,6 +11,7 @@ export interface VehicleRow {
   lastSeenAt: Date | null
   lastConnectedAt: Date | null
   lastDisconnectedAt: Date | null
+  registeredAt: Date | null
 }
 
 export class VehicleRepository {
@@ -29,6 +30,19 @@ export class VehicleRepository {
           target: vehicles.vin,
           set: { market: sql`coalesce(excluded.market, ${vehicles.market})`, certFingerprint, lastSeenAt: at, lastConnectedAt: at }
         })
+    } catch (err) {
+      throw translateError(err)
+    }
+  }
+
+  /** Registers a vehicle before it ever connects (PUT /v1/vehicles/{vin}); true when it was new. */
+  async register (vin: string, market: string, at: Date): Promise<boolean> {
+    try {
+      const rows = await this.#orm.insert(vehicles)
+        .values({ vin, market, firstSeenAt: at, registeredAt: at })
+        .onConflictDoUpdate({ target: vehicles.vin, set: { market, registeredAt: sql`coalesce(${vehicles.registeredAt}, ${at})` } })
+        .returning({ inserted: sql<boolean>`(xmax = 0)` })
+      return rows[0]?.inserted ?? false
     } catch (err) {
       throw translateError(err)
     }

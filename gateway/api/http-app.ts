@@ -1,20 +1,33 @@
+import swagger from '@fastify/swagger'
+import websocket from '@fastify/websocket'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
+import type { EnvelopeLimits } from '../../protocol/index.ts'
 import type { Store } from '../../store/index.ts'
 import type { ConnectionRegistry } from '../edge/connections.ts'
+import type { EventHub } from '../events/event-hub.ts'
 import { installErrorHandling } from './api-errors.ts'
 import { bearerAuth } from './auth.ts'
+import { campaignRoutes } from './routes/campaign-routes.ts'
 import { healthRoutes, type HealthDeps } from './routes/health-routes.ts'
+import { messageRoutes } from './routes/message-routes.ts'
+import { streamRoutes } from './routes/stream-routes.ts'
 import { vehicleRoutes } from './routes/vehicle-routes.ts'
 
 export interface HttpAppDeps extends HealthDeps {
   store: Store
   connections: ConnectionRegistry
+  hub: EventHub
   logger: Logger
   now: () => number
+  newId: () => string
+  limits: EnvelopeLimits
+  downlink: { defaultTtlSeconds: number, maxTtlSeconds: number }
+  notify: (vin: string) => void
+  notifyMany: (vins: readonly string[]) => void
 }
 
-/** The REST API (DESIGN §5), built but not listening. */
+/** The REST API and stream (DESIGN §5), built but not listening. Its OpenAPI document is served at /docs. */
 export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger.child({ part: 'api' }) as FastifyBaseLogger,
@@ -25,8 +38,21 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
   })
   app.decorateRequest('apiKey', null)
   installErrorHandling(app, deps.logger)
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'vgw REST API', version: '1' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }]
+    }
+  })
+  await app.register(websocket, { options: { maxPayload: 64 * 1024 } })
   app.addHook('onRequest', bearerAuth(deps.store))
   await app.register(healthRoutes, { notReadyReason: deps.notReadyReason })
   await app.register(vehicleRoutes, { store: deps.store, connections: deps.connections, now: deps.now })
+  const messageDeps = { store: deps.store, hub: deps.hub, limits: deps.limits, ...deps.downlink, now: deps.now, newId: deps.newId }
+  await app.register(messageRoutes, { ...messageDeps, notify: deps.notify })
+  await app.register(campaignRoutes, { ...messageDeps, notifyMany: deps.notifyMany })
+  await app.register(streamRoutes, { hub: deps.hub })
+  app.get('/docs', { schema: { hide: true } }, async () => app.swagger())
   return app
 }

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import { decodeEnvelope, downTopic, encodeEnvelope, isUuid, type Envelope, type EnvelopeLimits, type ErrorCode } from '../../protocol/index.ts'
+import { decodeEnvelope, encodeEnvelope, isUuid, type Envelope, type EnvelopeLimits, type ErrorCode } from '../../protocol/index.ts'
 import type { TransactionRecord } from '../../store/index.ts'
 import type { CommitBatcher } from '../commit-batcher.ts'
 import type { DeviceIdentity } from './device-identity.ts'
@@ -10,8 +10,10 @@ export interface UplinkDeps {
   ctx: RecordContext
   limits: EnvelopeLimits
   logger: Logger
-  /** Publishes bytes to a down topic at QoS 1. */
-  publishDown: (topic: string, payload: Buffer) => Promise<void>
+  /** Sends bytes on the vehicle's down topic at QoS 1, if it is listening. */
+  publishDown: (vin: string, payload: Buffer) => Promise<void>
+  /** Records a vehicle app's ACK of a downlink message (DESIGN §4); resolves when committed. */
+  acknowledge: (vin: string, ack: Envelope) => Promise<void>
 }
 
 /**
@@ -23,7 +25,9 @@ export interface UplinkDeps {
 export async function handleUplink (deps: UplinkDeps, who: DeviceIdentity, raw: Buffer): Promise<void> {
   const result = decodeEnvelope(raw, deps.limits, deps.ctx.now())
   if (result.ok) {
-    await deps.log.add(acceptedUplink(deps.ctx, who, result.envelope, raw))
+    const stored = deps.log.add(acceptedUplink(deps.ctx, who, result.envelope, raw))
+    // An ACK moves its message to `acknowledged`; a late or repeated one changes nothing but is still logged above.
+    await (result.envelope.kind === 'ACK' ? Promise.all([stored, deps.acknowledge(who.vin, result.envelope)]) : stored)
     return
   }
   const readableId = result.envelope !== undefined && isUuid(result.envelope.messageId) ? result.envelope.messageId : null
@@ -35,7 +39,7 @@ export async function handleUplink (deps: UplinkDeps, who: DeviceIdentity, raw: 
   ])
   deps.logger.info({ vin: who.vin, messageId: readableId, code: result.code, detail: result.detail }, 'uplink rejected')
   // The rejection is durable; the notice is a courtesy the vehicle may miss if it drops now.
-  deps.publishDown(downTopic(who.vin), Buffer.from(noticeBytes)).catch((err: unknown) => {
+  deps.publishDown(who.vin, Buffer.from(noticeBytes)).catch((err: unknown) => {
     deps.logger.warn({ err, vin: who.vin }, 'error notice not delivered')
   })
 }

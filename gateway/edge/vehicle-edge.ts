@@ -2,7 +2,7 @@ import type { EventEmitter } from 'node:events'
 import tls from 'node:tls'
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
-import { GatewayError, downTopic, type EnvelopeLimits, type ErrorCode } from '../../protocol/index.ts'
+import { GatewayError, downTopic, type Envelope, type EnvelopeLimits, type ErrorCode } from '../../protocol/index.ts'
 import type { Store, TransactionRecord } from '../../store/index.ts'
 import type { CommitBatcher } from '../commit-batcher.ts'
 import { ConnectionRegistry } from './connections.ts'
@@ -19,7 +19,20 @@ export interface TlsMaterial {
   crl: string | Buffer
 }
 
+/** What the downlink side learns from the edge. */
+export interface EdgeObserver {
+  connected(vin: string, client: Client): void
+  disconnected(vin: string, client: Client): void
+  /** The vehicle subscribed to its own down topic. */
+  subscribed(vin: string, client: Client): void
+  /** The vehicle's PUBACK for a message sent with publishToVehicle. */
+  acknowledged(vin: string, client: Client, messageId: string): void
+}
+
 export interface VehicleEdgeDeps {
+  observer: EdgeObserver
+  /** Records an ACK envelope against its downlink message; resolves when committed. */
+  acknowledge: (vin: string, ack: Envelope) => Promise<void>
   store: Store
   log: CommitBatcher<TransactionRecord>
   ctx: RecordContext
@@ -33,8 +46,12 @@ export interface VehicleEdge {
   readonly server: tls.Server
   readonly broker: Aedes
   readonly connections: ConnectionRegistry
-  /** Publishes to a vehicle's down topic at QoS 1; resolves when handed to its connection (or to nobody). */
-  publishDown(topic: string, payload: Buffer): Promise<void>
+  /**
+   * Sends an envelope on the vehicle's down topic at QoS 1 over its connection here.
+   * Resolves false when the vehicle is not connected and subscribed here. The PUBACK
+   * is reported to the observer with `messageId` (null: nobody is told).
+   */
+  publishToVehicle(vin: string, payload: Buffer, messageId: string | null): Promise<boolean>
   /** Closes every vehicle connection (they reconnect elsewhere). */
   disconnectAll(): Promise<void>
   close(): Promise<void>
@@ -138,16 +155,36 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
     }
   })
 
-  const publishDown = (topic: string, payload: Buffer): Promise<void> => new Promise((resolve, reject) => {
-    const packet: PublishPacket = { cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }
-    broker.publish(packet, (err) => err !== undefined && err !== null ? reject(err) : resolve())
-  })
-  const uplinkDeps: UplinkDeps = { log, ctx, limits: deps.limits, logger, publishDown }
+  /*
+   * Aedes keeps no outgoing state for clean sessions, so its 'ack' event does not say which
+   * PUBLISH a PUBACK answers. A client must send PUBACKs in the order of the PUBLISH packets
+   * [MQTT-4.6.0-2], and every QoS 1 PUBLISH to a vehicle goes through publishToVehicle, in
+   * order: a queue per connection maps each PUBACK to its message.
+   */
+  const outbound = new WeakMap<Client, { subscribed: boolean, qos: number, awaitingAck: Array<string | null> }>()
+  const publishToVehicle = (vin: string, payload: Buffer, messageId: string | null): Promise<boolean> => {
+    const client = connections.get(vin)?.client
+    const out = client === undefined ? undefined : outbound.get(client)
+    if (client === undefined || out === undefined || !out.subscribed) return Promise.resolve(false)
+    // A QoS 0 subscription gets QoS 0 packets (no PUBACK), so nothing waits for one.
+    if (out.qos >= 1) out.awaitingAck.push(messageId)
+    const packet: PublishPacket = { cmd: 'publish', topic: downTopic(vin), payload, qos: 1, retain: false, dup: false }
+    return new Promise((resolve) => client.publish(packet, () => resolve(true)))
+  }
+  const uplinkDeps: UplinkDeps = {
+    log,
+    ctx,
+    limits: deps.limits,
+    logger,
+    publishDown: async (vin, payload) => { await publishToVehicle(vin, payload, null) },
+    acknowledge: deps.acknowledge
+  }
 
   broker.on('client', (client) => {
     const who = identityOf(client)
     if (who === undefined) return
     connections.add(client, who, new Date(ctx.now()))
+    deps.observer.connected(who.vin, client)
     logger.info({ vin: who.vin, remoteAddress: who.remoteAddress }, 'vehicle connected')
     log.add(connectionEvent(ctx, who, 'connect', { clientId: client.id }))
       .catch((err: unknown) => logger.error({ err, vin: who.vin }, 'connect event not recorded'))
@@ -156,11 +193,27 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
     const who = identityOf(client)
     if (who === undefined) return
     connections.remove(client, who.vin)
+    deps.observer.disconnected(who.vin, client)
     logger.info({ vin: who.vin }, 'vehicle disconnected')
     log.add(connectionEvent(ctx, who, 'disconnect', { clientId: client.id }))
       .catch((err: unknown) => logger.error({ err, vin: who.vin }, 'disconnect event not recorded'))
     deps.store.vehicles.recordDisconnect(who.vin, new Date(ctx.now()))
       .catch((err: unknown) => logger.warn({ err, vin: who.vin }, 'disconnect time not recorded'))
+  })
+  broker.on('subscribe', (subscriptions, client) => {
+    const who = identityOf(client)
+    const sub = who === undefined ? undefined : subscriptions.find((s) => s.topic === downTopic(who.vin))
+    if (who === undefined || sub === undefined) return
+    const out = outbound.get(client) ?? { subscribed: false, qos: 0, awaitingAck: [] }
+    out.subscribed = true
+    out.qos = Math.min(sub.qos, 1)
+    outbound.set(client, out)
+    deps.observer.subscribed(who.vin, client)
+  })
+  broker.on('ack', (_packet, client) => {
+    const who = identityOf(client)
+    const messageId = outbound.get(client)?.awaitingAck.shift()
+    if (who !== undefined && messageId !== undefined && messageId !== null) deps.observer.acknowledged(who.vin, client, messageId)
   })
   broker.on('clientError', (client, err) => {
     logger.info({ vin: identityOf(client)?.vin, clientId: client.id, err: err.message }, 'vehicle connection error')
@@ -211,7 +264,7 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
     server,
     broker,
     connections,
-    publishDown,
+    publishToVehicle,
     disconnectAll,
     async close () {
       // server.close() calls back only when every connection has ended: stop accepting first, then close the vehicles.

@@ -35,7 +35,10 @@ export function captureLogger (): { logger: Logger, lines: LogLine[] } {
       cb()
     }
   })
-  return { logger: pino({ level: process.env.VGW_TEST_LOG_LEVEL ?? 'info' }, sink), lines }
+  const level = process.env.VGW_TEST_LOG_LEVEL ?? 'info'
+  // VGW_TEST_LOG=1 also prints the gateway's lines, for debugging a test.
+  const logger = process.env.VGW_TEST_LOG === '1' ? pino({ level }, pino.multistream([{ level, stream: sink }, { level, stream: process.stderr }])) : pino({ level }, sink)
+  return { logger, lines }
 }
 
 /** A gateway on ports 0 with its own database and PKI; closed at teardown. */

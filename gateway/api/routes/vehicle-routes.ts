@@ -30,13 +30,14 @@ function parseTime (name: string, value: string | undefined): Date | undefined {
 export async function vehicleRoutes (app: FastifyInstance, deps: VehicleRoutesDeps): Promise<void> {
   app.get<{ Params: { vin: string } }>('/v1/vehicles/:vin', {
     config: { scope: 'vehicles:read' },
-    schema: { params: vinParams }
+    schema: { summary: 'A vehicle: known, connected now, market, pending messages', params: vinParams }
   }, async (request) => {
     const { vin } = request.params
     requireVin(vin)
     const row = await deps.store.vehicles.get(vin)
     if (row === null) throw new GatewayError('GW_ERR_VEHICLE_NOT_FOUND', `no vehicle ${vin} has connected or been registered`)
     const live = deps.connections.get(vin)
+    const messages = await deps.store.messages.vehicleSummary(vin, new Date(deps.now()))
     return {
       vin: row.vin,
       known: true,
@@ -47,8 +48,25 @@ export async function vehicleRoutes (app: FastifyInstance, deps: VehicleRoutesDe
       firstSeenAt: row.firstSeenAt.toISOString(),
       lastSeenAt: live !== undefined ? new Date(deps.now()).toISOString() : row.lastSeenAt?.toISOString() ?? null,
       lastConnectedAt: row.lastConnectedAt?.toISOString() ?? null,
-      lastDisconnectedAt: row.lastDisconnectedAt?.toISOString() ?? null
+      lastDisconnectedAt: row.lastDisconnectedAt?.toISOString() ?? null,
+      registeredAt: row.registeredAt?.toISOString() ?? null,
+      pendingMessages: messages.pending,
+      lastDeliveryAt: messages.lastDeliveryAt?.toISOString() ?? null
     }
+  })
+
+  app.put<{ Params: { vin: string }, Body: { market: string } }>('/v1/vehicles/:vin', {
+    config: { scope: 'admin' },
+    schema: {
+      summary: 'Register a vehicle before it connects, so that messages can be queued for it',
+      params: vinParams,
+      body: { type: 'object', required: ['market'], additionalProperties: false, properties: { market: { type: 'string', pattern: '^[A-Z]{2}$' } } }
+    }
+  }, async (request, reply) => {
+    const { vin } = request.params
+    requireVin(vin)
+    const created = await deps.store.vehicles.register(vin, request.body.market, new Date(deps.now()))
+    return reply.code(created ? 201 : 200).send({ vin, market: request.body.market, registered: true, created })
   })
 
   app.get<{
@@ -57,6 +75,7 @@ export async function vehicleRoutes (app: FastifyInstance, deps: VehicleRoutesDe
   }>('/v1/vehicles/:vin/transactions', {
     config: { scope: 'transactions:read' },
     schema: {
+      summary: 'The vehicle\'s transaction log, newest first, with cursor paging',
       params: vinParams,
       querystring: {
         type: 'object',

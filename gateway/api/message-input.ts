@@ -1,0 +1,54 @@
+import { GatewayError, encodeEnvelope, type EnvelopeLimits } from '../../protocol/index.ts'
+
+/** The fields of one message as a backend sends them (DESIGN §5). */
+export interface MessageInput {
+  type: string
+  payload: string
+  payloadEncoding?: 'utf8' | 'base64'
+  ttlSeconds?: number
+  attributes?: Record<string, string>
+  priority?: number
+}
+
+/** JSON schema properties shared by single sends and campaigns; also feeds the OpenAPI document. */
+export function messageProperties (limits: EnvelopeLimits, maxTtlSeconds: number) {
+  return {
+    type: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$', description: 'dotted name, e.g. service.reminder' },
+    payload: { type: 'string', description: 'the payload, as text or base64 (see payloadEncoding)' },
+    payloadEncoding: { type: 'string', enum: ['utf8', 'base64'], default: 'utf8' },
+    ttlSeconds: { type: 'integer', minimum: 1, maximum: maxTtlSeconds, description: 'how long the message may wait for an offline vehicle' },
+    attributes: {
+      type: 'object',
+      maxProperties: limits.maxAttributes,
+      propertyNames: { minLength: 1, maxLength: limits.maxAttributeKeyLength },
+      additionalProperties: { type: 'string', maxLength: limits.maxAttributeValueLength }
+    },
+    priority: { type: 'integer', minimum: 0, maximum: 9, default: 0, description: 'higher is delivered first' }
+  } as const
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
+
+export interface ParsedMessage {
+  type: string
+  payload: Buffer
+  attributes: Record<string, string>
+  ttlSeconds: number
+  priority: number
+}
+
+/** Decodes the payload and applies defaults; refuses what could not be sent as an envelope. */
+export function parseMessage (input: MessageInput, limits: EnvelopeLimits, defaultTtlSeconds: number): ParsedMessage {
+  const encoding = input.payloadEncoding ?? 'utf8'
+  if (encoding === 'base64' && !BASE64.test(input.payload)) throw new GatewayError('GW_ERR_INVALID_PAYLOAD', 'body.payload: not valid base64')
+  const payload = Buffer.from(input.payload, encoding)
+  const attributes = input.attributes ?? {}
+  for (const [k, v] of Object.entries(attributes)) {
+    if (k.includes('\u0000') || v.includes('\u0000')) throw new GatewayError('GW_ERR_VALIDATION', `body.attributes.${k.replace('\u0000', '')}: NUL is not allowed`)
+  }
+  const parsed = { type: input.type, payload, attributes, ttlSeconds: input.ttlSeconds ?? defaultTtlSeconds, priority: input.priority ?? 0 }
+  // The envelope the vehicle will get must fit the limit it is held to itself.
+  const size = encodeEnvelope({ messageId: '00000000-0000-7000-8000-000000000000', kind: 'MESSAGE', type: parsed.type, createdAtMs: Date.now(), ttlSeconds: parsed.ttlSeconds, payload, attributes }).length
+  if (size > limits.maxBytes) throw new GatewayError('GW_ERR_ENVELOPE_TOO_LARGE', `the envelope would be ${size} bytes, limit ${limits.maxBytes}`)
+  return parsed
+}

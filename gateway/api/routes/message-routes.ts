@@ -1,0 +1,93 @@
+import type { FastifyInstance } from 'fastify'
+import { GatewayError, isUuid, isValidVin, type EnvelopeLimits } from '../../../protocol/index.ts'
+import type { Store } from '../../../store/index.ts'
+import type { EventHub } from '../../events/event-hub.ts'
+import { messageProperties, parseMessage, type MessageInput } from '../message-input.ts'
+
+export interface MessageRoutesDeps {
+  store: Store
+  hub: EventHub
+  /** Tells the dispatcher that a vehicle has a new message waiting. */
+  notify: (vin: string) => void
+  limits: EnvelopeLimits
+  defaultTtlSeconds: number
+  maxTtlSeconds: number
+  now: () => number
+  newId: () => string
+}
+
+function requireVin (vin: string): void {
+  if (!isValidVin(vin)) throw new GatewayError('GW_ERR_INVALID_VIN', `"${vin.slice(0, 40)}" is not a valid VIN: 17 characters, digits and capital letters except I, O and Q`)
+}
+
+export async function messageRoutes (app: FastifyInstance, deps: MessageRoutesDeps): Promise<void> {
+  app.post<{ Params: { vin: string }, Body: MessageInput, Headers: { 'idempotency-key'?: string } }>('/v1/vehicles/:vin/messages', {
+    config: { scope: 'messages:send' },
+    schema: {
+      summary: 'Send one message to a vehicle',
+      description: 'Committed as `queued` before the 202 answer. The same Idempotency-Key from the same API key answers the same id and creates nothing.',
+      params: { type: 'object', required: ['vin'], properties: { vin: { type: 'string' } } },
+      headers: { type: 'object', properties: { 'idempotency-key': { type: 'string', minLength: 1, maxLength: 200 } } },
+      body: { type: 'object', required: ['type', 'payload'], additionalProperties: false, properties: messageProperties(deps.limits, deps.maxTtlSeconds) },
+      response: {
+        202: { type: 'object', properties: { id: { type: 'string', format: 'uuid' }, status: { type: 'string' } } }
+      }
+    }
+  }, async (request, reply) => {
+    const { vin } = request.params
+    requireVin(vin)
+    const m = parseMessage(request.body, deps.limits, deps.defaultTtlSeconds)
+    const vehicle = await deps.store.vehicles.get(vin)
+    if (vehicle === null) throw new GatewayError('GW_ERR_VEHICLE_NOT_FOUND', `no vehicle ${vin}: it has never connected; register it with PUT /v1/vehicles/${vin}`)
+    const result = await deps.store.messages.enqueue({
+      id: deps.newId(),
+      vin,
+      market: vehicle.market,
+      apiKeyId: request.apiKey?.id ?? null,
+      idempotencyKey: request.headers['idempotency-key'] ?? null,
+      ...m,
+      createdAt: new Date(deps.now()),
+      logId: deps.newId()
+    })
+    if (result.created) {
+      deps.hub.publishRecords(result.logged)
+      deps.notify(vin)
+    }
+    return reply.code(202).send({ id: result.id, status: result.status })
+  })
+
+  app.get<{ Params: { id: string } }>('/v1/messages/:id', {
+    config: { scope: 'messages:read' },
+    schema: { summary: 'A message: status, ackStatus and the history of its transitions', params: { type: 'object', required: ['id'], properties: { id: { type: 'string' } } } }
+  }, async (request) => {
+    const { id } = request.params
+    if (!isUuid(id)) throw new GatewayError('GW_ERR_MESSAGE_NOT_FOUND', `no message ${id.slice(0, 40)}`)
+    const m = await deps.store.messages.get(id)
+    if (m === null) throw new GatewayError('GW_ERR_MESSAGE_NOT_FOUND', `no message ${id}`)
+    const history = await deps.store.messages.history(m.vin, m.id)
+    return {
+      id: m.id,
+      vin: m.vin,
+      type: m.type,
+      status: m.status,
+      ackStatus: m.ackStatus,
+      priority: m.priority,
+      ttlSeconds: m.ttlSeconds,
+      attributes: m.attributes,
+      payloadBase64: m.payload.toString('base64'),
+      campaignId: m.campaignId,
+      createdAt: m.createdAt.toISOString(),
+      expiresAt: m.expiresAt.toISOString(),
+      sentAt: m.sentAt?.toISOString() ?? null,
+      deliveredAt: m.deliveredAt?.toISOString() ?? null,
+      acknowledgedAt: m.acknowledgedAt?.toISOString() ?? null,
+      finishedAt: m.finishedAt?.toISOString() ?? null,
+      history: history.map((h) => ({
+        status: h.status,
+        at: h.occurredAt.toISOString(),
+        ...(h.ackStatus !== null ? { ackStatus: h.ackStatus } : {}),
+        ...(typeof h.details?.attempt === 'number' ? { attempt: h.details.attempt } : {})
+      }))
+    }
+  })
+}

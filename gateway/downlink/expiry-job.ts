@@ -1,0 +1,52 @@
+import type { Logger } from 'pino'
+import type { Store } from '../../store/index.ts'
+import type { EventHub } from '../events/event-hub.ts'
+
+export interface ExpiryJobDeps {
+  store: Store
+  hub: EventHub
+  now: () => number
+  intervalMs: number
+  logger: Logger
+}
+
+const CHUNK = 10_000
+
+/** Marks downlinks whose TTL ran out before delivery as `expired`: a periodic, set-based job. */
+export class ExpiryJob {
+  readonly #deps: ExpiryJobDeps
+  #timer: NodeJS.Timeout | null = null
+  #running: Promise<number> | null = null
+
+  constructor (deps: ExpiryJobDeps) {
+    this.#deps = deps
+  }
+
+  start (): void {
+    this.#timer ??= setInterval(() => {
+      this.runOnce().catch((err: unknown) => this.#deps.logger.warn({ err }, 'expiry run failed; retrying at the next interval'))
+    }, this.#deps.intervalMs)
+    this.#timer.unref()
+  }
+
+  stop (): void {
+    if (this.#timer !== null) clearInterval(this.#timer)
+    this.#timer = null
+  }
+
+  /** One pass; returns how many messages expired. Overlapping calls share the pass in progress. */
+  runOnce (): Promise<number> {
+    this.#running ??= this.#pass().finally(() => { this.#running = null })
+    return this.#running
+  }
+
+  async #pass (): Promise<number> {
+    let total = 0
+    for (;;) {
+      const expired = await this.#deps.store.messages.expireDue(new Date(this.#deps.now()), CHUNK)
+      this.#deps.hub.publishRecords(expired)
+      total += expired.length
+      if (expired.length < CHUNK) return total
+    }
+  }
+}

@@ -1,0 +1,95 @@
+import type { TransactionRecord } from '../../store/index.ts'
+
+/** One event of the live stream (GET /v1/stream). */
+export interface StreamEvent {
+  seq: number
+  event: 'uplink' | 'downlink' | 'message.status' | 'connection' | 'security' | 'campaign.created'
+  vin: string | null
+  kind: string | null
+  type: string | null
+  [field: string]: unknown
+}
+
+export interface StreamFilter {
+  vin?: string
+  kind?: string
+  type?: string
+}
+
+export type Listener = (event: StreamEvent) => void
+
+function matches (e: StreamEvent, f: StreamFilter): boolean {
+  return (f.vin === undefined || e.vin === f.vin) && (f.kind === undefined || e.kind === f.kind) && (f.type === undefined || e.type === f.type)
+}
+
+/** Turns a committed log row into its stream event (DESIGN §5 names). */
+export function eventOf (r: TransactionRecord): Omit<StreamEvent, 'seq'> {
+  const event = r.direction === 'up'
+    ? 'uplink'
+    : r.kind === 'CONNECTION' ? 'connection' : r.kind === 'SECURITY' ? 'security' : r.kind === 'MESSAGE' ? 'message.status' : 'downlink'
+  return {
+    event,
+    id: r.id,
+    vin: r.vin,
+    market: r.market,
+    direction: r.direction,
+    kind: r.kind,
+    type: r.type,
+    messageId: r.messageId,
+    correlationId: r.correlationId,
+    createdAtMs: r.createdAtMs,
+    status: r.status,
+    ackStatus: r.ackStatus,
+    ackReason: r.ackReason,
+    errorCode: r.errorCode,
+    attributes: r.attributes,
+    occurredAt: r.occurredAt.toISOString(),
+    receivedAt: r.receivedAt.toISOString(),
+    details: r.details
+  }
+}
+
+/**
+ * Numbers committed events and fans them out. seq grows monotonically, also across
+ * restarts while the clock does (it starts at the start time in microseconds), and
+ * the last `retain` events are kept for clients that resume with `since`.
+ */
+export class EventHub {
+  readonly #retain: number
+  readonly #ring: StreamEvent[] = []
+  readonly #listeners = new Set<{ filter: StreamFilter, listener: Listener }>()
+  #seq: number
+
+  constructor (retain: number, now: () => number) {
+    this.#retain = retain
+    this.#seq = now() * 1000
+  }
+
+  publishRecords (records: readonly TransactionRecord[]): void {
+    for (const r of records) this.publish(eventOf(r))
+  }
+
+  publish (body: Omit<StreamEvent, 'seq'>): void {
+    const event = { seq: ++this.#seq, ...body } as StreamEvent
+    this.#ring.push(event)
+    if (this.#ring.length > this.#retain) this.#ring.splice(0, this.#ring.length - this.#retain)
+    for (const { filter, listener } of this.#listeners) if (matches(event, filter)) listener(event)
+  }
+
+  /** Events after `since` that are still retained, and whether some after `since` are gone. */
+  replay (since: number, filter: StreamFilter): { events: StreamEvent[], gap: boolean, oldestSeq: number | null } {
+    const oldest = this.#ring[0]?.seq ?? null
+    const gap = oldest !== null ? since < oldest - 1 : since < this.#seq
+    return { events: this.#ring.filter((e) => e.seq > since && matches(e, filter)), gap, oldestSeq: oldest }
+  }
+
+  subscribe (filter: StreamFilter, listener: Listener): () => void {
+    const entry = { filter, listener }
+    this.#listeners.add(entry)
+    return () => this.#listeners.delete(entry)
+  }
+
+  get lastSeq (): number {
+    return this.#seq
+  }
+}

@@ -1,0 +1,113 @@
+import type pg from 'pg'
+import { translateError } from './store-errors.ts'
+
+export interface NewCampaign {
+  id: string
+  apiKeyId: string | null
+  target: { vins: string[] } | { market: string }
+  type: string
+  payload: Uint8Array
+  attributes: Record<string, string>
+  ttlSeconds: number
+  priority: number
+  createdAt: Date
+}
+
+export interface CreatedCampaign {
+  id: string
+  messageCount: number
+  /** VINs of the target list that are not known vehicles. */
+  skippedVins: string[]
+  /** The vehicles that got a message, for the dispatcher. */
+  vins: string[]
+}
+
+export interface CampaignReport {
+  id: string
+  type: string
+  target: { vins?: number, market?: string }
+  createdAt: Date
+  messageCount: number
+  skippedVins: string[]
+  statuses: Record<string, number>
+}
+
+const LOG_COLUMNS = `id, occurred_at, received_at, vin, market, direction, kind, type, message_id, correlation_id, created_at_ms,
+  ttl_seconds, attributes, ack_status, ack_reason, status, error_code, raw, details`
+
+export class CampaignRepository {
+  readonly #pool: pg.Pool
+
+  constructor (pool: pg.Pool) {
+    this.#pool = pool
+  }
+
+  /**
+   * One message per target vehicle and its `queued` log row, set-based in one
+   * transaction: a single INSERT … SELECT for the messages and one for the log.
+   */
+  async create (c: NewCampaign): Promise<CreatedCampaign> {
+    const client = await this.#pool.connect().catch((err: unknown) => { throw translateError(err) })
+    try {
+      await client.query('BEGIN')
+      const vins = 'vins' in c.target ? c.target.vins : null
+      const market = 'market' in c.target ? c.target.market : null
+      const byVins = vins !== null
+      const targets = byVins
+        ? 'SELECT v.vin, v.market FROM (SELECT DISTINCT unnest($1::text[]) AS vin) u JOIN vehicles v USING (vin)'
+        : 'SELECT v.vin, v.market FROM vehicles v WHERE v.market = $1'
+      let skippedVins: string[] = []
+      if (byVins) {
+        const skipped = await client.query<{ vin: string }>(
+          'SELECT DISTINCT u.vin FROM unnest($1::text[]) AS u(vin) LEFT JOIN vehicles v USING (vin) WHERE v.vin IS NULL ORDER BY 1',
+          [vins])
+        skippedVins = skipped.rows.map((r) => r.vin)
+      }
+      const inserted = await client.query<{ n: number, vins: string[] | null }>(
+        `WITH targets AS (${targets}),
+         ins AS (
+           INSERT INTO messages (id, vin, market, api_key_id, campaign_id, type, payload, attributes, ttl_seconds, priority, status, created_at, expires_at)
+           SELECT vgw_uuid_v7($9::timestamptz), t.vin, t.market, $2::uuid, $3::uuid, $4, $5::bytea, $6::jsonb, $7::int, $8::int, 'queued', $9::timestamptz,
+             $9::timestamptz + $7::int * interval '1 second'
+           FROM targets t
+           RETURNING *
+         ),
+         logged AS (
+           INSERT INTO transactions (${LOG_COLUMNS})
+           SELECT vgw_uuid_v7($9::timestamptz), created_at, created_at, vin, market, 'down', 'MESSAGE', type, id::text, NULL, (extract(epoch FROM created_at) * 1000)::int8,
+             ttl_seconds, attributes, NULL, NULL, 'queued', NULL, NULL, jsonb_build_object('campaignId', campaign_id, 'priority', priority)
+           FROM ins
+           RETURNING vin
+         )
+         SELECT count(*)::int AS n, array_agg(vin) AS vins FROM logged`,
+        [vins ?? market, c.apiKeyId, c.id, c.type, Buffer.from(c.payload), JSON.stringify(c.attributes), c.ttlSeconds, c.priority, c.createdAt])
+      const n = inserted.rows[0]?.n ?? 0
+      await client.query(
+        `INSERT INTO campaigns (id, api_key_id, type, target, message_count, skipped_vins, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+        [c.id, c.apiKeyId, c.type, JSON.stringify(vins !== null ? { vins: vins.length } : { market }), n, JSON.stringify(skippedVins), c.createdAt])
+      await client.query('COMMIT')
+      return { id: c.id, messageCount: n, skippedVins, vins: inserted.rows[0]?.vins ?? [] }
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined)
+      throw translateError(err)
+    } finally {
+      client.release()
+    }
+  }
+
+  async report (id: string): Promise<CampaignReport | null> {
+    try {
+      const { rows } = await this.#pool.query<{ id: string, type: string, target: CampaignReport['target'], created_at: Date, message_count: number, skipped_vins: string[] }>(
+        'SELECT id, type, target, created_at, message_count, skipped_vins FROM campaigns WHERE id = $1', [id])
+      const row = rows[0]
+      if (row === undefined) return null
+      const counts = await this.#pool.query<{ status: string, n: number }>(
+        'SELECT status, count(*)::int AS n FROM messages WHERE campaign_id = $1 GROUP BY status', [id])
+      const statuses: Record<string, number> = { queued: 0, sent: 0, delivered: 0, acknowledged: 0, expired: 0, failed: 0 }
+      for (const r of counts.rows) statuses[r.status] = r.n
+      return { id: row.id, type: row.type, target: row.target, createdAt: row.created_at, messageCount: row.message_count, skippedVins: row.skipped_vins, statuses }
+    } catch (err) {
+      throw translateError(err)
+    }
+  }
+}

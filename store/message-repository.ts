@@ -1,0 +1,245 @@
+import type pg from 'pg'
+import { translateError } from './store-errors.ts'
+import type { TransactionRecord } from './transaction-log.ts'
+import { fromRow, type Row } from './transaction-rows.ts'
+
+export const MESSAGE_STATUSES = ['queued', 'sent', 'delivered', 'acknowledged', 'expired', 'failed'] as const
+export type MessageStatus = typeof MESSAGE_STATUSES[number]
+
+export interface NewMessage {
+  id: string
+  vin: string
+  market: string | null
+  apiKeyId: string | null
+  idempotencyKey: string | null
+  type: string
+  payload: Uint8Array
+  attributes: Record<string, string>
+  ttlSeconds: number
+  priority: number
+  createdAt: Date
+  /** Id of the log row recording the `queued` transition. */
+  logId: string
+}
+
+export interface MessageRow {
+  id: string
+  vin: string
+  market: string | null
+  campaignId: string | null
+  type: string
+  payload: Buffer
+  attributes: Record<string, string>
+  ttlSeconds: number
+  priority: number
+  status: MessageStatus
+  ackStatus: string | null
+  createdAt: Date
+  expiresAt: Date
+  sentAt: Date | null
+  deliveredAt: Date | null
+  acknowledgedAt: Date | null
+  finishedAt: Date | null
+}
+
+/** A forward move of one message (DESIGN §4); `raw` is the envelope for `sent`. */
+export interface Transition {
+  messageId: string
+  vin: string
+  status: 'sent' | 'delivered' | 'acknowledged' | 'failed'
+  at: Date
+  ackStatus?: string | null
+  raw?: Uint8Array | null
+  logId: string
+}
+
+export interface EnqueueResult {
+  id: string
+  status: MessageStatus
+  /** False when the idempotency key had been used: nothing new was created. */
+  created: boolean
+  /** The `queued` log row, when created. */
+  logged: TransactionRecord[]
+}
+
+const MESSAGE_COLUMNS = `id, vin, market, campaign_id AS "campaignId", type, payload, attributes, ttl_seconds AS "ttlSeconds", priority, status,
+  ack_status AS "ackStatus", created_at AS "createdAt", expires_at AS "expiresAt", sent_at AS "sentAt", delivered_at AS "deliveredAt",
+  acknowledged_at AS "acknowledgedAt", finished_at AS "finishedAt"`
+
+// The log row of a transition, written in the same statement as the status change.
+const LOG_COLUMNS = `id, occurred_at, received_at, vin, market, direction, kind, type, message_id, correlation_id, created_at_ms,
+  ttl_seconds, attributes, ack_status, ack_reason, status, error_code, raw, details`
+
+// Statuses only move forward; acknowledged, expired and failed are final.
+const RANK = `CASE $STATUS WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'acknowledged' THEN 3 ELSE 4 END`
+const rank = (expr: string): string => RANK.replace('$STATUS', expr)
+
+const TRANSITION_SQL = `
+WITH input AS (
+  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::bytea[], $7::uuid[])
+    AS t(message_id, vin, status, at, ack_status, raw, log_id)
+), moved AS (
+  UPDATE messages m SET
+    status = i.status,
+    ack_status = CASE WHEN i.status = 'acknowledged' THEN i.ack_status ELSE m.ack_status END,
+    sent_at = CASE WHEN i.status = 'sent' THEN coalesce(m.sent_at, i.at) ELSE m.sent_at END,
+    delivered_at = CASE WHEN i.status IN ('delivered', 'acknowledged') THEN coalesce(m.delivered_at, i.at) ELSE m.delivered_at END,
+    acknowledged_at = CASE WHEN i.status = 'acknowledged' THEN i.at ELSE m.acknowledged_at END,
+    finished_at = CASE WHEN i.status IN ('acknowledged', 'failed') THEN i.at ELSE m.finished_at END,
+    attempts = m.attempts + CASE WHEN i.status = 'sent' THEN 1 ELSE 0 END
+  FROM input i
+  WHERE m.id = i.message_id AND m.vin = i.vin
+    AND m.status NOT IN ('acknowledged', 'expired', 'failed')
+    AND (${rank('i.status')} > ${rank('m.status')} OR (i.status = 'sent' AND m.status = 'sent'))
+  RETURNING m.*, i.at AS t_at, i.raw AS t_raw, i.log_id AS t_log_id, i.status AS t_status
+)
+INSERT INTO transactions (${LOG_COLUMNS})
+SELECT t_log_id, t_at, t_at, vin, market, 'down', 'MESSAGE', type, id::text, NULL, (extract(epoch FROM created_at) * 1000)::int8,
+  ttl_seconds, attributes, CASE WHEN t_status = 'acknowledged' THEN ack_status END, NULL, t_status, NULL, t_raw,
+  CASE WHEN campaign_id IS NULL THEN jsonb_build_object('attempt', attempts) ELSE jsonb_build_object('attempt', attempts, 'campaignId', campaign_id) END
+FROM moved
+RETURNING *`
+
+export class MessageRepository {
+  readonly #pool: pg.Pool
+
+  constructor (pool: pg.Pool) {
+    this.#pool = pool
+  }
+
+  /**
+   * Commits a new message (status `queued`) with its log row, in one transaction. With an
+   * idempotency key already used by the same API key, answers the existing id instead;
+   * the unique index makes that hold for racing requests too.
+   */
+  async enqueue (m: NewMessage): Promise<EnqueueResult> {
+    const client = await this.#pool.connect().catch((err: unknown) => { throw translateError(err) })
+    try {
+      await client.query('BEGIN')
+      const inserted = await client.query<{ id: string }>(
+        `INSERT INTO messages (id, vin, market, api_key_id, idempotency_key, type, payload, attributes, ttl_seconds, priority, status, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::int, $10, 'queued', $11::timestamptz, $11::timestamptz + $9::int * interval '1 second')
+         ON CONFLICT (api_key_id, idempotency_key) DO NOTHING RETURNING id`,
+        [m.id, m.vin, m.market, m.apiKeyId, m.idempotencyKey, m.type, Buffer.from(m.payload), JSON.stringify(m.attributes), m.ttlSeconds, m.priority, m.createdAt])
+      if (inserted.rowCount === 0) {
+        await client.query('ROLLBACK')
+        const existing = await this.#pool.query<{ id: string, status: MessageStatus }>(
+          'SELECT id, status FROM messages WHERE api_key_id = $1 AND idempotency_key = $2', [m.apiKeyId, m.idempotencyKey])
+        const row = existing.rows[0]
+        if (row === undefined) throw new Error('idempotency conflict without a row')
+        return { id: row.id, status: row.status, created: false, logged: [] }
+      }
+      const logged = await client.query<Row>(
+        `INSERT INTO transactions (${LOG_COLUMNS})
+         SELECT $1, created_at, created_at, vin, market, 'down', 'MESSAGE', type, id::text, NULL, (extract(epoch FROM created_at) * 1000)::int8,
+           ttl_seconds, attributes, NULL, NULL, 'queued', NULL, NULL, jsonb_build_object('priority', priority, 'expiresAt', expires_at)
+         FROM messages WHERE id = $2 RETURNING *`, [m.logId, m.id])
+      await client.query('COMMIT')
+      return { id: m.id, status: 'queued', created: true, logged: logged.rows.map(fromRow) }
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined)
+      throw translateError(err)
+    } finally {
+      client.release()
+    }
+  }
+
+  /** Undelivered, unexpired messages of a vehicle in delivery order, skipping ids already in flight. */
+  async pending (vin: string, now: Date, limit: number, exclude: readonly string[]): Promise<MessageRow[]> {
+    try {
+      const { rows } = await this.#pool.query<MessageRow>(
+        `SELECT ${MESSAGE_COLUMNS} FROM messages
+         WHERE vin = $1 AND status IN ('queued', 'sent') AND expires_at > $2 AND NOT (id = ANY($4::uuid[]))
+         ORDER BY priority DESC, created_at, id LIMIT $3`, [vin, now, limit, exclude])
+      return rows
+    } catch (err) {
+      throw translateError(err)
+    }
+  }
+
+  /**
+   * Applies transitions set-based, each with its log row in the same statement. Several
+   * transitions of one message in a batch are applied in rounds, in the order given.
+   * Returns the log rows of the transitions that moved a message; the others (late,
+   * duplicate, or for a finished message) change nothing.
+   */
+  async applyTransitions (transitions: readonly Transition[]): Promise<TransactionRecord[]> {
+    const rounds: Transition[][] = []
+    const seen = new Map<string, number>()
+    for (const tr of transitions) {
+      const round = seen.get(tr.messageId) ?? 0
+      seen.set(tr.messageId, round + 1)
+      ;(rounds[round] ??= []).push(tr)
+    }
+    const client = await this.#pool.connect().catch((err: unknown) => { throw translateError(err) })
+    try {
+      await client.query('BEGIN')
+      const logged: TransactionRecord[] = []
+      for (const round of rounds) {
+        const { rows } = await client.query<Row>(TRANSITION_SQL, [
+          round.map((t) => t.messageId), round.map((t) => t.vin), round.map((t) => t.status), round.map((t) => t.at),
+          round.map((t) => t.ackStatus ?? null), round.map((t) => (t.raw === undefined || t.raw === null ? null : Buffer.from(t.raw))),
+          round.map((t) => t.logId)
+        ])
+        logged.push(...rows.map(fromRow))
+      }
+      await client.query('COMMIT')
+      return logged
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined)
+      throw translateError(err)
+    } finally {
+      client.release()
+    }
+  }
+
+  /** Marks every queued or sent message whose TTL has run out as expired, with log rows; set-based. */
+  async expireDue (now: Date, limit: number): Promise<TransactionRecord[]> {
+    try {
+      const { rows } = await this.#pool.query<Row>(
+        `WITH due AS (
+           SELECT id FROM messages WHERE status IN ('queued', 'sent') AND expires_at <= $1 ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED
+         ), expired AS (
+           UPDATE messages m SET status = 'expired', finished_at = $1 FROM due WHERE m.id = due.id RETURNING m.*
+         )
+         INSERT INTO transactions (${LOG_COLUMNS})
+         SELECT vgw_uuid_v7($1), $1, $1, vin, market, 'down', 'MESSAGE', type, id::text, NULL, (extract(epoch FROM created_at) * 1000)::int8,
+           ttl_seconds, attributes, NULL, NULL, 'expired', NULL, NULL, jsonb_build_object('expiresAt', expires_at)
+         FROM expired RETURNING *`, [now, limit])
+      return rows.map(fromRow)
+    } catch (err) {
+      throw translateError(err)
+    }
+  }
+
+  async get (id: string): Promise<MessageRow | null> {
+    try {
+      const { rows } = await this.#pool.query<MessageRow>(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE id = $1`, [id])
+      return rows[0] ?? null
+    } catch (err) {
+      throw translateError(err)
+    }
+  }
+
+  /** The message's transitions from the log, oldest first. */
+  async history (vin: string, id: string): Promise<TransactionRecord[]> {
+    try {
+      const { rows } = await this.#pool.query<Row>(
+        `SELECT * FROM transactions WHERE vin = $1 AND message_id = $2 AND direction = 'down' ORDER BY occurred_at, id`, [vin, id])
+      return rows.map(fromRow)
+    } catch (err) {
+      throw translateError(err)
+    }
+  }
+
+  async vehicleSummary (vin: string, now: Date): Promise<{ pending: number, lastDeliveryAt: Date | null }> {
+    try {
+      const { rows } = await this.#pool.query<{ pending: number, last: Date | null }>(
+        `SELECT (SELECT count(*)::int FROM messages WHERE vin = $1 AND status IN ('queued', 'sent') AND expires_at > $2) AS pending,
+                (SELECT max(delivered_at) FROM messages WHERE vin = $1) AS last`, [vin, now])
+      return { pending: rows[0]?.pending ?? 0, lastDeliveryAt: rows[0]?.last ?? null }
+    } catch (err) {
+      throw translateError(err)
+    }
+  }
+}

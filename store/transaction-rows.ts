@@ -1,0 +1,49 @@
+import type { Direction, TransactionRecord } from './transaction-log.ts'
+
+/** A `transactions` row as pg returns it. */
+export interface Row {
+  id: string
+  occurred_at: Date
+  received_at: Date
+  vin: string | null
+  market: string | null
+  direction: Direction
+  kind: string
+  type: string | null
+  message_id: string | null
+  correlation_id: string | null
+  created_at_ms: number | null
+  ttl_seconds: number | null
+  attributes: Record<string, string> | null
+  ack_status: string | null
+  ack_reason: string | null
+  status: string
+  error_code: string | null
+  raw: Buffer | null
+  details: Record<string, unknown> | null
+}
+
+export function fromRow (r: Row): TransactionRecord {
+  return {
+    id: r.id,
+    occurredAt: r.occurred_at,
+    receivedAt: r.received_at,
+    vin: r.vin,
+    market: r.market,
+    direction: r.direction,
+    kind: r.kind,
+    type: r.type,
+    messageId: r.message_id,
+    correlationId: r.correlation_id,
+    createdAtMs: r.created_at_ms,
+    ttlSeconds: r.ttl_seconds,
+    attributes: r.attributes,
+    ackStatus: r.ack_status,
+    ackReason: r.ack_reason,
+    status: r.status,
+    errorCode: r.error_code,
+    raw: r.raw,
+    details: r.details
+  }
+}
+
