@@ -4,7 +4,7 @@ import path from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
 import pg from 'pg'
 import t from 'tap'
-import { encodeEnvelope } from '../../protocol/index.ts'
+import { encodeEnvelope, parseEnvelope } from '../../protocol/index.ts'
 import { runningEmbeddedUrl } from '../../store/index.ts'
 import { ROOT, spawnGateway } from '../helpers/gateway-process.ts'
 import { testPki, type VehicleCredentials } from '../helpers/pki.ts'
@@ -109,4 +109,54 @@ t.test('SIGKILL mid-stream loses nothing that was acknowledged, and stores nothi
   const final = await countOf()
   t.equal(final.size, sent.size, 'every message sent is stored')
   t.same([...final.values()].filter((n) => n !== 1), [], 'none twice')
+})
+
+t.test('SIGKILL after a 202 and before delivery: the message is delivered after the restart', async (t) => {
+  const pki = await testPki(t)
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vgw-crash-down-'))
+  fs.chmodSync(dataDir, 0o755)
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: '',
+    VGW_DATA_DIR: dataDir,
+    VGW_HOST: '127.0.0.1',
+    VGW_MQTT_PORT: '0',
+    VGW_HTTP_PORT: '0',
+    VGW_TLS_CA: pki.paths.caCert,
+    VGW_TLS_CERT: pki.paths.serverCert,
+    VGW_TLS_KEY: pki.paths.serverKey,
+    VGW_TLS_CRL: pki.paths.crl
+  }
+  const vin = VINS[0] as string
+  const first = await spawnGateway(process.execPath, [path.join(ROOT, 'bin/vgw.js'), 'start'], env)
+  const key = fs.readFileSync(path.join(dataDir, 'admin.key'), 'utf8').trim()
+  const api = (port: number, p: string, init: RequestInit = {}): Promise<Response> =>
+    fetch(`http://127.0.0.1:${port}${p}`, { ...init, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' } })
+  t.equal((await api(first.httpPort, `/v1/vehicles/${vin}`, { method: 'PUT', body: '{"market":"DE"}' })).status, 201)
+  const accepted = await api(first.httpPort, `/v1/vehicles/${vin}/messages`, { method: 'POST', body: JSON.stringify({ type: 'call.missed', payload: 'call me' }) })
+  t.equal(accepted.status, 202)
+  const { id } = await accepted.json() as { id: string }
+  first.child.kill('SIGKILL')
+  await first.exited
+
+  const second = await spawnGateway(process.execPath, [path.join(ROOT, 'bin/vgw.js'), 'start'], env)
+  t.teardown(async () => {
+    second.child.kill('SIGTERM')
+    await second.exited
+    fs.rmSync(dataDir, { recursive: true, force: true })
+  })
+  const creds = await pki.vehicle(vin)
+  const car = connect(second.mqttPort, pki.ca, creds)
+  t.teardown(() => { car.end(true) })
+  await new Promise((resolve) => car.once('connect', resolve))
+  const received = new Promise<Buffer>((resolve) => car.once('message', (_topic, payload) => resolve(payload)))
+  await car.subscribeAsync(`vehicles/${vin}/down`, { qos: 1 })
+  t.match(parseEnvelope(await received), { messageId: id, kind: 'MESSAGE', type: 'call.missed' })
+  const deadline = Date.now() + 5000
+  let status = ''
+  while (Date.now() < deadline && status !== 'delivered') {
+    status = ((await (await api(second.httpPort, `/v1/messages/${id}`)).json()) as { status: string }).status
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  t.equal(status, 'delivered')
 })
