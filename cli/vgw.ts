@@ -6,6 +6,7 @@ import { GatewayError } from '../protocol/index.ts'
 import { SCOPES, isScope } from '../store/index.ts'
 import { withStore } from './cli-store.ts'
 import { runStart } from './start-command.ts'
+import { addFleetCommand } from './fleet-command.ts'
 
 /** Exit codes: 0 success, 1 failure, 2 usage error. */
 const USAGE = 2
@@ -91,6 +92,7 @@ export function buildProgram (): Command {
       await withStore(config, async () => undefined)
       process.stdout.write('migrations applied\n')
     })
+  addFleetCommand(program)
   return program
 }
 

@@ -1,0 +1,149 @@
+import WebSocket from 'ws'
+import { newHistogram, nowMicros } from './fleet-metrics.ts'
+
+interface Sent {
+  vin: string
+  postedAt: number
+  receivedAt: number | null
+}
+
+/**
+ * Plays the backend: sends downlinks through the REST API at a Poisson rate to random
+ * vehicles, and watches the stream for `delivered` and `acknowledged` to time them.
+ */
+export class BackendSimulator {
+  readonly sent = new Map<string, Sent>()
+  readonly receiptHist = newHistogram()
+  readonly deliveredHist = newHistogram()
+  readonly acknowledgedHist = newHistogram()
+  readonly errors: Record<string, number> = {}
+  delivered = 0
+  acknowledged = 0
+  postFailures = 0
+  readonly #apiUrl: string
+  readonly #apiKey: string
+  readonly #vins: readonly string[]
+  readonly #ttlSeconds: number
+  #ws: WebSocket | null = null
+  #timer: NodeJS.Timeout | null = null
+  #inFlight = 0
+  readonly #early = new Map<string, Array<{ status: string, at: number }>>()
+
+  constructor (apiUrl: string, apiKey: string, vins: readonly string[], ttlSeconds: number) {
+    this.#apiUrl = apiUrl
+    this.#apiKey = apiKey
+    this.#vins = vins
+    this.#ttlSeconds = ttlSeconds
+  }
+
+  async openStream (): Promise<void> {
+    const url = `${this.#apiUrl.replace(/^http/, 'ws')}/v1/stream?kind=MESSAGE`
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.#apiKey}` } })
+    this.#ws = ws
+    ws.on('message', (data) => {
+      const e = JSON.parse(String(data)) as { event: string, messageId?: string, status?: string }
+      if (e.event !== 'message.status' || e.messageId === undefined || e.status === undefined) return
+      this.#onStatus(e.messageId, e.status, nowMicros())
+    })
+    ws.on('error', () => undefined)
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve())
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`the stream refused the fleet: HTTP ${res.statusCode ?? 0} (does the API key hold stream:read?)`)))
+      ws.once('error', reject)
+    })
+  }
+
+  #onStatus (id: string, status: string, at: number): void {
+    const s = this.sent.get(id)
+    if (s === undefined) {
+      this.#remember(id, status, at)
+      return
+    }
+    if (status === 'received') {
+      this.received(id, at)
+    } else if (status === 'delivered') {
+      this.delivered++
+      this.deliveredHist.recordValue(Math.max(1, at - s.postedAt))
+    } else if (status === 'acknowledged') {
+      this.acknowledged++
+      this.acknowledgedHist.recordValue(Math.max(1, at - s.postedAt))
+    }
+  }
+
+  // The gateway dispatches right after its commit, so the vehicle's receipt and the stream's
+  // events may outrun the POST's answer: keep them until the id is known.
+  #remember (id: string, status: string, at: number): void {
+    const early = this.#early.get(id) ?? []
+    early.push({ status, at })
+    this.#early.set(id, early)
+  }
+
+  /** A vehicle reported receiving a message (its first copy). */
+  received (id: string, at: number): void {
+    const s = this.sent.get(id)
+    if (s === undefined) {
+      this.#remember(id, 'received', at)
+      return
+    }
+    if (s.receivedAt !== null) return
+    s.receivedAt = at
+    this.receiptHist.recordValue(Math.max(1, at - s.postedAt))
+  }
+
+  start (ratePerSecond: number, multiplier: () => number): void {
+    if (ratePerSecond <= 0) return
+    const next = (): void => {
+      const rate = ratePerSecond * multiplier()
+      const gap = rate > 0 ? -Math.log(1 - Math.random()) / rate * 1000 : 1000
+      this.#timer = setTimeout(() => {
+        if (rate > 0) void this.#sendOne()
+        next()
+      }, gap)
+    }
+    next()
+  }
+
+  stop (): void {
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = null
+  }
+
+  async idle (timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (this.#inFlight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+
+  close (): void {
+    this.stop()
+    this.#ws?.close()
+  }
+
+  async #sendOne (): Promise<void> {
+    const vin = this.#vins[Math.floor(Math.random() * this.#vins.length)] as string
+    const postedAt = nowMicros()
+    this.#inFlight++
+    try {
+      const res = await fetch(`${this.#apiUrl}/v1/vehicles/${vin}/messages`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${this.#apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ type: 'service.reminder', payload: `Service due (${new Date().toISOString()})`, ttlSeconds: this.#ttlSeconds, attributes: { locale: 'en-GB' } })
+      })
+      const body = await res.json() as { id?: string, error?: { code: string } }
+      if (res.status === 202 && body.id !== undefined) {
+        this.sent.set(body.id, { vin, postedAt, receivedAt: null })
+        for (const e of this.#early.get(body.id) ?? []) this.#onStatus(body.id, e.status, e.at)
+        this.#early.delete(body.id)
+      } else {
+        this.postFailures++
+        const code = body.error?.code ?? `HTTP_${res.status}`
+        this.errors[code] = (this.errors[code] ?? 0) + 1
+      }
+    } catch (err) {
+      this.postFailures++
+      const code = `FLEET_POST_${(err as { cause?: { code?: string } }).cause?.code ?? 'FAILED'}`
+      this.errors[code] = (this.errors[code] ?? 0) + 1
+    } finally {
+      this.#inFlight--
+    }
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * End-to-end check of a fleet run through the REST API: every uplink that got a
+ * PUBACK is recorded exactly once, and every downlink reached a final or documented
+ * status. The input is plain data, so a run can be saved and verified again later.
+ */
+export interface VerificationInput {
+  apiUrl: string
+  /** The run's start: uplinks are looked up from a little before it. */
+  fromMs: number
+  /** vin → message_ids whose PUBACK the vehicle received. */
+  uplinks: Record<string, string[]>
+  downlinks: Array<{
+    id: string
+    vin: string
+    /** The vehicle was connected when the run ended, so the message must be acknowledged. */
+    vehicleOnline: boolean
+    /** What the vehicle answered, if it did. */
+    answer: string | null
+  }>
+}
+
+export interface Mismatch {
+  kind: 'uplink-missing' | 'uplink-duplicate' | 'downlink-status' | 'downlink-ack-status' | 'downlink-unknown'
+  vin: string
+  messageId: string
+  detail: string
+}
+
+export interface VerificationResult {
+  ok: boolean
+  uplinksChecked: number
+  downlinksChecked: number
+  mismatches: Mismatch[]
+}
+
+const PENDING_OK = new Set(['queued', 'sent', 'delivered', 'acknowledged', 'expired'])
+
+async function getJson (apiUrl: string, apiKey: string, path: string): Promise<{ status: number, body: unknown }> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const res = await fetch(apiUrl + path, { headers: { authorization: `Bearer ${apiKey}` } })
+      return { status: res.status, body: await res.json() as unknown }
+    } catch (err) {
+      if (attempt >= 3) throw err
+      await new Promise((resolve) => setTimeout(resolve, 200 * (attempt + 1)))
+    }
+  }
+}
+
+async function inParallel<T> (items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++] as T)
+  }))
+}
+
+export async function verifyFleet (input: VerificationInput, apiKey: string): Promise<VerificationResult> {
+  const mismatches: Mismatch[] = []
+  let uplinksChecked = 0
+  const from = new Date(input.fromMs - 10 * 60_000).toISOString()
+  await inParallel(Object.entries(input.uplinks), 16, async ([vin, ids]) => {
+    const counts = new Map<string, number>()
+    let cursor: string | null = null
+    do {
+      const q: string = `/v1/vehicles/${vin}/transactions?direction=up&limit=1000&from=${encodeURIComponent(from)}${cursor === null ? '' : `&cursor=${cursor}`}`
+      const res = await getJson(input.apiUrl, apiKey, q)
+      if (res.status !== 200) throw new Error(`GET ${q}: ${res.status} ${JSON.stringify(res.body)}`)
+      const page = res.body as { items: Array<{ messageId: string | null }>, nextCursor: string | null }
+      for (const item of page.items) if (item.messageId !== null) counts.set(item.messageId, (counts.get(item.messageId) ?? 0) + 1)
+      cursor = page.nextCursor
+    } while (cursor !== null)
+    for (const id of ids) {
+      uplinksChecked++
+      const n = counts.get(id) ?? 0
+      if (n === 0) mismatches.push({ kind: 'uplink-missing', vin, messageId: id, detail: 'acknowledged by the gateway but not recorded' })
+      else if (n > 1) mismatches.push({ kind: 'uplink-duplicate', vin, messageId: id, detail: `recorded ${n} times` })
+    }
+  })
+  await inParallel(input.downlinks, 16, async (d) => {
+    const res = await getJson(input.apiUrl, apiKey, `/v1/messages/${d.id}`)
+    if (res.status !== 200) {
+      mismatches.push({ kind: 'downlink-unknown', vin: d.vin, messageId: d.id, detail: `GET /v1/messages answered ${res.status}` })
+      return
+    }
+    const m = res.body as { status: string, ackStatus: string | null }
+    if (d.vehicleOnline && m.status !== 'acknowledged') {
+      mismatches.push({ kind: 'downlink-status', vin: d.vin, messageId: d.id, detail: `${m.status}, but the vehicle stayed online: expected acknowledged` })
+    } else if (!PENDING_OK.has(m.status)) {
+      mismatches.push({ kind: 'downlink-status', vin: d.vin, messageId: d.id, detail: `status ${m.status}` })
+    } else if (m.status === 'acknowledged' && d.answer !== null && m.ackStatus !== d.answer) {
+      mismatches.push({ kind: 'downlink-ack-status', vin: d.vin, messageId: d.id, detail: `ackStatus ${String(m.ackStatus)}, the vehicle answered ${d.answer}` })
+    }
+  })
+  return { ok: mismatches.length === 0, uplinksChecked, downlinksChecked: input.downlinks.length, mismatches }
+}

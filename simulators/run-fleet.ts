@@ -1,0 +1,241 @@
+import { fork, type ChildProcess } from 'node:child_process'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { BackendSimulator } from './backend-sim.ts'
+import { HISTOGRAMS, mergeInto, newHistogram, percentiles, zeroCounters, type FleetCounters, type HistogramName, type Percentiles } from './fleet-metrics.ts'
+import type { FleetOptions } from './fleet-options.ts'
+import type { FromWorker, ToWorker, VehicleFinal } from './fleet-protocol.ts'
+import { verifyFleet, type VerificationInput, type VerificationResult } from './fleet-verify.ts'
+import { fleetVin, marketFor } from './vin-factory.ts'
+
+export interface FleetReport {
+  scenario: string
+  vehicles: number
+  workers: number
+  startedAt: string
+  durationSeconds: number
+  certSeconds: number
+  registerSeconds: number
+  counters: FleetCounters
+  rates: { uplinkAckedPerSecond: number, downlinkPostedPerSecond: number }
+  downlinks: { posted: number, postFailed: number, received: number, delivered: number, acknowledged: number }
+  errors: Record<string, number>
+  latencyMs: Record<HistogramName, Percentiles>
+  loadGenerator: { cpuSeconds: number, cpuPercentOfOneCore: number }
+  verification: VerificationResult | null
+  /** What a later `vgw fleet verify` needs. */
+  verificationInput: VerificationInput
+}
+
+export interface Progress {
+  elapsedSeconds: number
+  target: number
+  counters: FleetCounters
+  downlinks: { posted: number, received: number, delivered: number, acknowledged: number, postFailed: number }
+  errors: Record<string, number>
+  latencyMs: { uplinkP50: number, uplinkP99: number, connectP99: number }
+}
+
+export interface FleetHooks {
+  onProgress?: (p: Progress) => void
+  /** Runs after the load and before verification (tests tamper here to prove verification fails). */
+  beforeVerify?: () => Promise<void>
+}
+
+const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fleet-worker.ts')
+
+async function registerAll (opts: FleetOptions, vehicles: Array<{ vin: string, market: string }>): Promise<void> {
+  let next = 0
+  await Promise.all(Array.from({ length: Math.min(32, vehicles.length) }, async () => {
+    while (next < vehicles.length) {
+      const v = vehicles[next++] as { vin: string, market: string }
+      const res = await fetch(`${opts.apiUrl}/v1/vehicles/${v.vin}`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${opts.apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ market: v.market })
+      })
+      if (res.status !== 200 && res.status !== 201) {
+        throw new Error(`registering ${v.vin} failed: HTTP ${res.status} ${await res.text()} (the API key needs the admin scope)`)
+      }
+    }
+  }))
+}
+
+/**
+ * Runs a simulated fleet against a gateway and returns the report. Vehicles are spread
+ * over worker processes; this process plays the backend (REST sends, stream).
+ */
+export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Promise<FleetReport> {
+  const startedAt = Date.now()
+  const cpuStart = process.cpuUsage()
+  const vehicles = Array.from({ length: opts.vehicles }, (_, i) => {
+    const market = marketFor(i, opts.vehicles, opts.markets)
+    return { vin: fleetVin(market, opts.firstVehicle + i), market }
+  })
+  const t0 = performance.now()
+  await registerAll(opts, vehicles)
+  const registerSeconds = (performance.now() - t0) / 1000
+
+  const backend = new BackendSimulator(opts.apiUrl, opts.apiKey, vehicles.map((v) => v.vin), opts.downlinkTtlSeconds)
+  await backend.openStream()
+
+  const workerCount = Math.max(1, Math.min(opts.workers, opts.vehicles))
+  const slices: Array<Array<{ vin: string, market: string }>> = Array.from({ length: workerCount }, () => [])
+  vehicles.forEach((v, i) => slices[i % workerCount]?.push(v))
+  const latest = new Map<ChildProcess, FleetCounters>()
+  const finals = new Map<ChildProcess, VehicleFinal[]>()
+  let workerCpuSeconds = 0
+  const hists = Object.fromEntries(HISTOGRAMS.map((h) => [h, newHistogram()])) as Record<HistogramName, ReturnType<typeof newHistogram>>
+  const errors: Record<string, number> = {}
+  let certSeconds = 0
+  let budgetsReached = 0
+  const workers: ChildProcess[] = []
+  const failures: string[] = []
+
+  for (const slice of slices) {
+    const child = fork(WORKER, [], { execArgv: ['--import', import.meta.resolve('tsx')], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    workers.push(child)
+    child.on('message', (m: FromWorker) => {
+      if (m.type === 'ready') certSeconds = Math.max(certSeconds, m.certSeconds)
+      if (m.type === 'tick') {
+        latest.set(child, m.counters)
+        mergeInto(hists.connect, m.connect)
+        mergeInto(hists.uplink, m.uplink)
+        for (const [id, at] of m.received) backend.received(id, at)
+        for (const [code, n] of Object.entries(m.errors)) errors[code] = (errors[code] ?? 0) + n
+        if (m.budgetReached) budgetsReached++
+      }
+      if (m.type === 'final') {
+        finals.set(child, m.vehicles)
+        workerCpuSeconds += m.cpuSeconds
+      }
+      if (m.type === 'failed') failures.push(m.message)
+    })
+    const cmd: ToWorker = {
+      type: 'start',
+      behaviour: {
+        mqttUrl: opts.mqttUrl,
+        uplinkRatePerVehicle: opts.uplinkRatePerVehicle,
+        payloadBytes: opts.payloadBytes,
+        inFlight: opts.inFlight,
+        ackDelayMs: opts.ackDelayMs,
+        rejectShare: opts.rejectShare
+      },
+      certDir: opts.certDir,
+      vehicles: slice,
+      connectRatePerSecond: opts.connectRatePerSecond / workerCount,
+      uplinkBudget: opts.messages === null ? null : Math.ceil(opts.messages * slice.length / opts.vehicles),
+      scenario: opts.scenario,
+      durationMs: opts.durationMs
+    }
+    child.send(cmd)
+  }
+  const tell = (m: ToWorker): void => { for (const w of workers) if (w.connected) w.send(m) }
+  const sum = (): FleetCounters => {
+    const total = zeroCounters()
+    for (const c of latest.values()) for (const k of Object.keys(total) as Array<keyof FleetCounters>) total[k] += c[k]
+    return total
+  }
+  const multiplier = (): number => opts.scenario === 'rush-hour' ? 0.2 + 0.8 * Math.sin(Math.PI * Math.min(1, (Date.now() - loadStart) / opts.durationMs)) : 1
+  const loadStart = Date.now()
+  // Downlinks start once the fleet is connected (or the connect ramp is over), so that
+  // their latency measures the gateway, not the ramp.
+  const rampMs = opts.vehicles / opts.connectRatePerSecond * 1000 + 5000
+  void (async () => {
+    while (Date.now() - loadStart < Math.min(rampMs, opts.durationMs) && sum().connected < opts.vehicles) {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    if (Date.now() - loadStart < opts.durationMs && failures.length === 0) backend.start(opts.downlinkRate, multiplier)
+  })()
+
+  // Scenario events over the run.
+  const timers: NodeJS.Timeout[] = []
+  const offlineVins = vehicles.filter((_, i) => i < Math.round(opts.vehicles * opts.offlineShare)).map((v) => v.vin)
+  if (opts.scenario === 'reconnect-storm') {
+    const every = Math.max(3000, opts.durationMs / 3)
+    for (let t = every; t < opts.durationMs; t += every) timers.push(setTimeout(() => tell({ type: 'storm' }), t))
+  }
+  if (opts.scenario === 'offline-fleet') {
+    timers.push(setTimeout(() => tell({ type: 'offline', vins: offlineVins }), opts.durationMs * 0.2))
+    timers.push(setTimeout(() => tell({ type: 'online', vins: offlineVins }), opts.durationMs * 0.6))
+  }
+
+  const progress = (): Progress => {
+    const uplink = hists.uplink
+    return {
+      elapsedSeconds: (Date.now() - loadStart) / 1000,
+      target: opts.vehicles,
+      counters: sum(),
+      downlinks: { posted: backend.sent.size, received: backend.receiptHist.totalCount, delivered: backend.delivered, acknowledged: backend.acknowledged, postFailed: backend.postFailures },
+      errors: { ...errors, ...backend.errors },
+      latencyMs: { uplinkP50: uplink.getValueAtPercentile(50) / 1000, uplinkP99: uplink.getValueAtPercentile(99) / 1000, connectP99: hists.connect.getValueAtPercentile(99) / 1000 }
+    }
+  }
+  const progressTimer = setInterval(() => hooks.onProgress?.(progress()), 500)
+
+  try {
+    while (Date.now() - loadStart < opts.durationMs && budgetsReached < workerCount && failures.length === 0) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    if (failures.length > 0) throw new Error(`a fleet worker failed: ${failures.join('; ')}`)
+    for (const t of timers) clearTimeout(t)
+    backend.stop()
+    tell({ type: 'stop-uplinks' })
+    await backend.idle(10_000)
+    // Let downlinks sent at the end reach vehicles that are online.
+    const deadline = Date.now() + 10_000
+    while (Date.now() < deadline && [...backend.sent.values()].some((s) => s.receivedAt === null) && sum().connected === opts.vehicles) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    tell({ type: 'finish', drainMs: opts.ackDelayMs[1] + 10_000 })
+    while (finals.size < workers.length && workers.some((w) => w.exitCode === null)) await new Promise((resolve) => setTimeout(resolve, 50))
+    // Statuses committed at the very end reach the stream a moment later.
+    await new Promise((resolve) => setTimeout(resolve, 500))
+  } finally {
+    clearInterval(progressTimer)
+    for (const t of timers) clearTimeout(t)
+    backend.close()
+    for (const w of workers) if (w.exitCode === null) w.kill()
+  }
+  hooks.onProgress?.(progress())
+
+  const allFinals = [...finals.values()].flat()
+  const online = new Map(allFinals.map((v) => [v.vin, v.connected]))
+  const answers = new Map(allFinals.flatMap((v) => v.answers))
+  const verificationInput: VerificationInput = {
+    apiUrl: opts.apiUrl,
+    fromMs: startedAt,
+    uplinks: Object.fromEntries(allFinals.filter((v) => v.acked.length > 0).map((v) => [v.vin, v.acked])),
+    downlinks: [...backend.sent.entries()].map(([id, s]) => ({ id, vin: s.vin, vehicleOnline: online.get(s.vin) === true, answer: answers.get(id) ?? null }))
+  }
+  let verification: VerificationResult | null = null
+  if (opts.verify) {
+    await hooks.beforeVerify?.()
+    verification = await verifyFleet(verificationInput, opts.apiKey)
+  }
+  hists.downlinkReceipt = backend.receiptHist
+  hists.downlinkDelivered = backend.deliveredHist
+  hists.downlinkAcknowledged = backend.acknowledgedHist
+  const durationSeconds = (Date.now() - loadStart) / 1000
+  const counters = sum()
+  const cpu = process.cpuUsage(cpuStart)
+  // The whole load generator: this process (backend) and the workers (vehicles).
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6 + workerCpuSeconds
+  return {
+    scenario: opts.scenario,
+    vehicles: opts.vehicles,
+    workers: workerCount,
+    startedAt: new Date(startedAt).toISOString(),
+    durationSeconds,
+    certSeconds,
+    registerSeconds,
+    counters,
+    rates: { uplinkAckedPerSecond: Math.round(counters.uplinkAcked / durationSeconds), downlinkPostedPerSecond: Math.round(backend.sent.size / durationSeconds) },
+    downlinks: { posted: backend.sent.size, postFailed: backend.postFailures, received: backend.receiptHist.totalCount, delivered: backend.delivered, acknowledged: backend.acknowledged },
+    errors: { ...errors, ...backend.errors },
+    latencyMs: Object.fromEntries(HISTOGRAMS.map((h) => [h, percentiles(hists[h])])) as Record<HistogramName, Percentiles>,
+    loadGenerator: { cpuSeconds, cpuPercentOfOneCore: Math.round(cpuSeconds / durationSeconds * 100) },
+    verification,
+    verificationInput
+  }
+}
