@@ -96,6 +96,7 @@ function writeJson (file: string, report: FleetReport): void {
 export function addFleetCommand (program: Command): void {
   const d = defaultFleetOptions()
   const fleet = program.command('fleet')
+    .enablePositionalOptions()
     .description('launch a simulated fleet against a running gateway; exit 0 on success, 1 on a failed --verify, 2 on usage errors')
     .option('--vehicles <n>', 'simulated vehicles', String(d.vehicles))
     .option('--duration <time>', 'how long to run (500ms, 60s, 5m)', '60s')

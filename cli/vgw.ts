@@ -36,6 +36,8 @@ export function buildProgram (): Command {
     .description('vgw: vehicle connectivity gateway (MQTT over mutual TLS, protobuf envelopes, PostgreSQL transaction log)')
     .exitOverride()
     .showHelpAfterError()
+    // `vgw fleet verify FILE --api-key K`: options after a subcommand belong to it.
+    .enablePositionalOptions()
 
   configOptions(program.command('start').description('run the gateway (what npm start runs)'))
     .action(async (opts: Record<string, unknown>) => { await runStart(configFlags(opts)) })

@@ -39,7 +39,7 @@ export interface Progress {
 export interface FleetHooks {
   onProgress?: (p: Progress) => void
   /** Runs after the load and before verification (tests tamper here to prove verification fails). */
-  beforeVerify?: () => Promise<void>
+  beforeVerify?: (input: VerificationInput) => Promise<void>
 }
 
 const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fleet-worker.ts')
@@ -111,6 +111,9 @@ export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Pro
       }
       if (m.type === 'failed') failures.push(m.message)
     })
+    child.on('exit', (code, signal) => {
+      if (!finals.has(child) && (code !== 0 || signal !== null)) failures.push(`worker ${child.pid ?? '?'} exited (${code ?? signal ?? '?'}) before reporting`)
+    })
     const cmd: ToWorker = {
       type: 'start',
       behaviour: {
@@ -138,6 +141,19 @@ export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Pro
   }
   const multiplier = (): number => opts.scenario === 'rush-hour' ? 0.2 + 0.8 * Math.sin(Math.PI * Math.min(1, (Date.now() - loadStart) / opts.durationMs)) : 1
   const loadStart = Date.now()
+  // Scenario events, over what remains of the run once the fleet is connected.
+  const timers: NodeJS.Timeout[] = []
+  const offlineVins = vehicles.filter((_, i) => i < Math.round(opts.vehicles * opts.offlineShare)).map((v) => v.vin)
+  const scheduleScenario = (remainingMs: number): void => {
+    if (opts.scenario === 'reconnect-storm') {
+      const every = Math.max(1000, remainingMs / 3)
+      for (let t = every; t < remainingMs; t += every) timers.push(setTimeout(() => tell({ type: 'storm' }), t))
+    }
+    if (opts.scenario === 'offline-fleet') {
+      timers.push(setTimeout(() => tell({ type: 'offline', vins: offlineVins }), remainingMs * 0.2))
+      timers.push(setTimeout(() => tell({ type: 'online', vins: offlineVins }), remainingMs * 0.6))
+    }
+  }
   // Downlinks start once the fleet is connected (or the connect ramp is over), so that
   // their latency measures the gateway, not the ramp.
   const rampMs = opts.vehicles / opts.connectRatePerSecond * 1000 + 5000
@@ -145,20 +161,10 @@ export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Pro
     while (Date.now() - loadStart < Math.min(rampMs, opts.durationMs) && sum().connected < opts.vehicles) {
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
-    if (Date.now() - loadStart < opts.durationMs && failures.length === 0) backend.start(opts.downlinkRate, multiplier)
+    if (Date.now() - loadStart >= opts.durationMs || failures.length > 0) return
+    backend.start(opts.downlinkRate, multiplier)
+    scheduleScenario(opts.durationMs - (Date.now() - loadStart))
   })()
-
-  // Scenario events over the run.
-  const timers: NodeJS.Timeout[] = []
-  const offlineVins = vehicles.filter((_, i) => i < Math.round(opts.vehicles * opts.offlineShare)).map((v) => v.vin)
-  if (opts.scenario === 'reconnect-storm') {
-    const every = Math.max(3000, opts.durationMs / 3)
-    for (let t = every; t < opts.durationMs; t += every) timers.push(setTimeout(() => tell({ type: 'storm' }), t))
-  }
-  if (opts.scenario === 'offline-fleet') {
-    timers.push(setTimeout(() => tell({ type: 'offline', vins: offlineVins }), opts.durationMs * 0.2))
-    timers.push(setTimeout(() => tell({ type: 'online', vins: offlineVins }), opts.durationMs * 0.6))
-  }
 
   const progress = (): Progress => {
     const uplink = hists.uplink
@@ -189,6 +195,7 @@ export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Pro
     }
     tell({ type: 'finish', drainMs: opts.ackDelayMs[1] + 10_000 })
     while (finals.size < workers.length && workers.some((w) => w.exitCode === null)) await new Promise((resolve) => setTimeout(resolve, 50))
+    if (failures.length > 0) throw new Error(`a fleet worker failed: ${failures.join('; ')}`)
     // Statuses committed at the very end reach the stream a moment later.
     await new Promise((resolve) => setTimeout(resolve, 500))
   } finally {
@@ -210,7 +217,7 @@ export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Pro
   }
   let verification: VerificationResult | null = null
   if (opts.verify) {
-    await hooks.beforeVerify?.()
+    await hooks.beforeVerify?.(verificationInput)
     verification = await verifyFleet(verificationInput, opts.apiKey)
   }
   hists.downlinkReceipt = backend.receiptHist

@@ -217,7 +217,7 @@ export class SimulatedVehicle {
 
   #flush (): void {
     const client = this.#client
-    if (client === null || !client.connected) return
+    if (client === null || !client.connected || client.disconnecting) return
     while (this.#inFlight.size < this.#b.inFlight && this.#queue.length > 0) {
       this.#send(client, this.#queue.shift() as Outgoing)
     }
@@ -236,11 +236,12 @@ export class SimulatedVehicle {
         this.#s.counters.uplinkAcked++
         this.#s.uplinkHist.recordValue(Math.max(1, nowMicros() - started))
         this.acked.push(o.messageId)
+        this.#flush()
       } else {
-        // Not acknowledged: a telematics unit keeps it and sends the same bytes again.
+        // Not acknowledged: a telematics unit keeps it and sends the same bytes again,
+        // on the next connection (mqtt.js may call back synchronously while disconnecting).
         this.#queue.unshift(o)
       }
-      this.#flush()
     })
   }
 

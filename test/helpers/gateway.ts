@@ -15,6 +15,8 @@ export interface LogLine {
 export interface TestGateway {
   gateway: Gateway
   store: Store
+  /** The test database, for tampering behind the gateway's back. */
+  dbUrl: string
   pki: TestPki
   config: GatewayConfig
   mqttPort: number
@@ -44,7 +46,7 @@ export function captureLogger (): { logger: Logger, lines: LogLine[] } {
 /** A gateway on ports 0 with its own database and PKI; closed at teardown. */
 export async function startTestGateway (t: Test, overrides: Partial<Record<string, string>> = {}, deps: { now?: () => number } = {}): Promise<TestGateway> {
   const pki = await testPki(t)
-  const { store } = await testStore(t)
+  const { store, url: dbUrl } = await testStore(t)
   const config = loadConfig({
     VGW_HOST: '127.0.0.1',
     VGW_MQTT_PORT: '0',
@@ -65,6 +67,7 @@ export async function startTestGateway (t: Test, overrides: Partial<Record<strin
   return {
     gateway,
     store,
+    dbUrl,
     pki,
     config,
     mqttPort,
