@@ -20,7 +20,8 @@ export type ToWorker =
   | { type: 'online', vins: string[] }
   | { type: 'storm' }
   | { type: 'stop-uplinks' }
-  | { type: 'finish', drainMs: number }
+  /** Stop; wait (up to drainMs) until connected vehicles got `expect` (vin, message id) and answered everything. */
+  | { type: 'finish', drainMs: number, expect: Array<[string, string]> }
 
 export interface VehicleFinal {
   vin: string

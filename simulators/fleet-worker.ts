@@ -83,20 +83,25 @@ async function run (cmd: StartCommand): Promise<void> {
   }
 }
 
-async function finish (drainMs: number): Promise<void> {
+async function finish (drainMs: number, expect: Array<[string, string]>): Promise<void> {
   for (const v of vehicles) v.stopUplinks()
   const deadline = Date.now() + drainMs
-  while (Date.now() < deadline && vehicles.some((v) => v.connected && !v.idle)) await new Promise((resolve) => setTimeout(resolve, 100))
+  const waiting = (): boolean => vehicles.some((v) => v.connected && !v.idle) ||
+    expect.some(([vin, id]) => byVin.get(vin)?.connected === true && byVin.get(vin)?.hasReceived(id) === false)
+  while (Date.now() < deadline && waiting()) await new Promise((resolve) => setTimeout(resolve, 100))
   // The last report: nothing after it may overwrite these counters.
   if (ticker !== null) clearInterval(ticker)
   tick()
-  send({
+  const final: FromWorker = {
     type: 'final',
     vehicles: vehicles.map((v) => ({ vin: v.vin, connected: v.connected, acked: v.acked, answers: [...v.answers] })),
     cpuSeconds: (process.cpuUsage().user + process.cpuUsage().system) / 1e6
+  }
+  // Exit only once the report has left: it can be megabytes for a large fleet.
+  process.send?.(final, () => {
+    for (const v of vehicles) v.close()
+    setTimeout(() => process.exit(0), 200).unref()
   })
-  for (const v of vehicles) v.close()
-  setTimeout(() => process.exit(0), 200)
 }
 
 process.on('message', (m: ToWorker) => {
@@ -117,7 +122,7 @@ process.on('message', (m: ToWorker) => {
       for (const v of vehicles) v.stopUplinks()
       break
     case 'finish':
-      void finish(m.drainMs)
+      void finish(m.drainMs, m.expect)
       break
   }
 })

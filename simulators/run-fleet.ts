@@ -188,13 +188,15 @@ export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Pro
     backend.stop()
     tell({ type: 'stop-uplinks' })
     await backend.idle(10_000)
-    // Let downlinks sent at the end reach vehicles that are online.
-    const deadline = Date.now() + 10_000
-    while (Date.now() < deadline && [...backend.sent.values()].some((s) => s.receivedAt === null) && sum().connected === opts.vehicles) {
-      await new Promise((resolve) => setTimeout(resolve, 100))
+    // Each worker waits until its connected vehicles got every downlink sent to them and answered it.
+    const workerOf = new Map<string, ChildProcess>()
+    slices.forEach((slice, i) => { for (const v of slice) workerOf.set(v.vin, workers[i] as ChildProcess) })
+    for (const w of workers) {
+      const expect = [...backend.sent.entries()].filter(([, s]) => workerOf.get(s.vin) === w).map(([id, s]): [string, string] => [s.vin, id])
+      if (w.connected) w.send({ type: 'finish', drainMs: opts.ackDelayMs[1] + 30_000, expect } satisfies ToWorker)
     }
-    tell({ type: 'finish', drainMs: opts.ackDelayMs[1] + 10_000 })
     while (finals.size < workers.length && workers.some((w) => w.exitCode === null)) await new Promise((resolve) => setTimeout(resolve, 50))
+    if (finals.size < workers.length) failures.push(`${workers.length - finals.size} worker(s) ended without their final report`)
     if (failures.length > 0) throw new Error(`a fleet worker failed: ${failures.join('; ')}`)
     // Statuses committed at the very end reach the stream a moment later.
     await new Promise((resolve) => setTimeout(resolve, 500))

@@ -81,6 +81,10 @@ export class SimulatedVehicle {
     return this.#inFlight.size === 0 && this.#queue.length === 0 && this.#pendingAcks === 0
   }
 
+  hasReceived (messageId: string): boolean {
+    return this.#seen.has(messageId)
+  }
+
   goOnline (): void {
     this.#wantOnline = true
     if (this.#client === null) this.#connect()
