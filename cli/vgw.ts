@@ -7,6 +7,7 @@ import { SCOPES, isScope } from '../store/index.ts'
 import { withStore } from './cli-store.ts'
 import { runStart } from './start-command.ts'
 import { addFleetCommand } from './fleet-command.ts'
+import { addLifecycleCommands } from './lifecycle-commands.ts'
 
 /** Exit codes: 0 success, 1 failure, 2 usage error. */
 const USAGE = 2
@@ -95,6 +96,7 @@ export function buildProgram (): Command {
       process.stdout.write('migrations applied\n')
     })
   addFleetCommand(program)
+  addLifecycleCommands(program)
   return program
 }
 

@@ -11,6 +11,7 @@ import { Dispatcher } from './downlink/dispatcher.ts'
 import { ExpiryJob } from './downlink/expiry-job.ts'
 import { createVehicleEdge, type VehicleEdge } from './edge/vehicle-edge.ts'
 import { EventHub } from './events/event-hub.ts'
+import { RetentionJob } from './lifecycle/retention-job.ts'
 
 export interface GatewayDeps {
   store: Store
@@ -89,6 +90,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     store: deps.store, transitions, publishToVehicle: edge.publishToVehicle, now, newId, logger: logger.child({ part: 'dispatcher' }), window: config.downlink.window
   })
   dispatcher = dispatch
+  const retention = new RetentionJob(deps.store, config.retentionIntervalMs, now, logger.child({ part: 'retention' }))
   const expiry = new ExpiryJob({ store: deps.store, hub, now, intervalMs: config.downlink.expiryIntervalMs, logger: logger.child({ part: 'expiry' }) })
   let closing = false
   const http = await buildHttpApp({
@@ -144,6 +146,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       }, PARTITION_MAINTENANCE_MS)
       maintenance.unref()
       expiry.start()
+      retention.start()
       await new Promise<void>((resolve, reject) => {
         edge.server.once('error', reject)
         edge.server.listen(config.mqttPort, config.host, () => {
@@ -162,6 +165,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       closing = true
       if (maintenance !== null) clearInterval(maintenance)
       expiry.stop()
+      retention.stop()
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, Math.max(100, config.shutdownTimeoutMs / 3)).unref())
       // Commit what vehicles already sent, so that they get their PUBACKs before we close them.
       await Promise.race([Promise.all([log.flush(), transitions.flush()]), deadline])

@@ -20,6 +20,7 @@ export interface GatewayConfig {
   shutdownTimeoutMs: number
   downlink: { defaultTtlSeconds: number, maxTtlSeconds: number, expiryIntervalMs: number, window: number }
   streamRetain: number
+  retentionIntervalMs: number
 }
 
 export const DEV_CERT_DIR = 'certs/dev'
@@ -52,6 +53,7 @@ export const SETTINGS = {
   maxTtlSeconds: { env: 'VGW_MAX_TTL_SECONDS', flag: '--max-ttl-seconds', description: 'longest downlink time-to-live accepted (default 2592000: 30 days)' },
   expiryIntervalMs: { env: 'VGW_EXPIRY_INTERVAL_MS', flag: '--expiry-interval-ms', description: 'how often expired downlinks are marked (default 1000)' },
   downlinkWindow: { env: 'VGW_DOWNLINK_WINDOW', flag: '--downlink-window', description: 'downlinks sent to one vehicle and awaiting its PUBACK, at most (default 20)' },
+  retentionIntervalMs: { env: 'VGW_RETENTION_INTERVAL_MS', flag: '--retention-interval-ms', description: 'how often the gateway runs retention (default 86400000: daily; 0: never)' },
   streamRetain: { env: 'VGW_STREAM_RETAIN', flag: '--stream-retain', description: 'stream events kept for clients resuming with ?since (default 10000)' }
 } as const satisfies Record<string, Setting>
 
@@ -141,6 +143,7 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
       expiryIntervalMs: integer('expiryIntervalMs', get('expiryIntervalMs'), 1000, 10, 3_600_000),
       window: integer('downlinkWindow', get('downlinkWindow'), 20, 1, 65_535)
     },
-    streamRetain: integer('streamRetain', get('streamRetain'), 10_000, 0, 10_000_000)
+    streamRetain: integer('streamRetain', get('streamRetain'), 10_000, 0, 10_000_000),
+    retentionIntervalMs: integer('retentionIntervalMs', get('retentionIntervalMs'), 86_400_000, 0, 2_147_483_647)
   }
 }

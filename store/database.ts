@@ -10,7 +10,12 @@ export interface DatabaseOptions {
   statementTimeoutMs?: number
   connectTimeoutMs?: number
   logger?: Logger
+  /** The role every pooled connection works as (SET ROLE); the owner's rights stay with migrations and retention. */
+  role?: string
 }
+
+/** The role the gateway's pool works as: it may only append to the transaction log (migration 0005). */
+export const APP_ROLE = 'vgw_app'
 
 export interface Database {
   readonly pool: pg.Pool
@@ -34,6 +39,13 @@ export function openDatabase (opts: DatabaseOptions): Database {
   })
   // An idle client that loses its server emits here; without a listener the process would crash.
   pool.on('error', (err) => { opts.logger?.warn({ err }, 'database connection lost') })
+  const role = opts.role
+  if (role !== undefined) {
+    // Queued before any query of the client's first user, so nothing runs with the owner's rights.
+    pool.on('connect', (client) => {
+      client.query(`SET ROLE "${role.replace(/"/g, '""')}"`).catch((err: unknown) => opts.logger?.error({ err, role }, 'SET ROLE failed'))
+    })
+  }
   const orm = drizzle({ client: pool })
   let closed = false
   return {

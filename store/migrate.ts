@@ -2,15 +2,19 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { drizzle } from 'drizzle-orm/node-postgres'
 import { migrate } from 'drizzle-orm/node-postgres/migrator'
-import type pg from 'pg'
+import pg from 'pg'
 
 const MIGRATIONS_FOLDER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations')
 // Any fixed number: it serialises migrations of gateways that start at the same moment.
 const MIGRATION_LOCK = 7_733_001
 
-/** Applies the committed drizzle-kit migrations (generated and custom) under an advisory lock. */
-export async function runMigrations (pool: pg.Pool): Promise<void> {
-  const client = await pool.connect()
+/**
+ * Applies the committed drizzle-kit migrations (generated and custom) under an advisory
+ * lock, on a connection of its own with the owner's rights (the pool works as vgw_app).
+ */
+export async function runMigrations (url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 })
+  await client.connect()
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK])
     try {
@@ -19,6 +23,6 @@ export async function runMigrations (pool: pg.Pool): Promise<void> {
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK])
     }
   } finally {
-    client.release()
+    await client.end()
   }
 }

@@ -10,6 +10,7 @@ import { installErrorHandling } from './api-errors.ts'
 import { bearerAuth } from './auth.ts'
 import { campaignRoutes } from './routes/campaign-routes.ts'
 import { healthRoutes, type HealthDeps } from './routes/health-routes.ts'
+import { lifecycleRoutes } from './routes/lifecycle-routes.ts'
 import { messageRoutes } from './routes/message-routes.ts'
 import { streamRoutes } from './routes/stream-routes.ts'
 import { vehicleRoutes } from './routes/vehicle-routes.ts'
@@ -53,6 +54,7 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
   await app.register(messageRoutes, { ...messageDeps, notify: deps.notify })
   await app.register(campaignRoutes, { ...messageDeps, notifyMany: deps.notifyMany })
   await app.register(streamRoutes, { hub: deps.hub })
+  await app.register(lifecycleRoutes, { store: deps.store, now: deps.now })
   app.get('/docs', { schema: { hide: true } }, async () => app.swagger())
   return app
 }

@@ -71,3 +71,31 @@ export const apiKeys = pgTable('api_keys', {
   createdAt: timestamp('created_at', { withTimezone: true, precision: 6 }).notNull().default(sql`now()`),
   revokedAt: timestamp('revoked_at', { withTimezone: true, precision: 6 })
 })
+
+/** Retention per market (market `*` is the default for every other market). */
+export const retentionPolicies = pgTable('retention_policies', {
+  market: text('market').primaryKey(),
+  retentionDays: integer('retention_days').notNull(),
+  updatedAt: timestamp('updated_at', { withTimezone: true, precision: 6 }).notNull().default(sql`now()`)
+})
+
+/** Legal holds: while one is active, retention removes nothing of the vehicle. */
+export const legalHolds = pgTable('legal_holds', {
+  id: uuid('id').primaryKey(),
+  vin: text('vin').notNull(),
+  reason: text('reason').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true, precision: 6 }).notNull(),
+  createdBy: text('created_by').notNull(),
+  releasedAt: timestamp('released_at', { withTimezone: true, precision: 6 }),
+  releasedBy: text('released_by'),
+  releaseReason: text('release_reason')
+}, (t) => [index('legal_holds_active_idx').on(t.vin).where(sql`released_at IS NULL`)])
+
+/** Who did what to the data's lifecycle: retention runs, holds, exports. Append-only like the log. */
+export const auditLog = pgTable('audit_log', {
+  id: uuid('id').primaryKey(),
+  at: timestamp('at', { withTimezone: true, precision: 6 }).notNull(),
+  actor: text('actor').notNull(),
+  action: text('action').notNull(),
+  details: jsonb('details').$type<Record<string, unknown>>().notNull()
+}, (t) => [index('audit_log_at_idx').on(t.at)])

@@ -1,0 +1,116 @@
+import { PassThrough } from 'node:stream'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { GatewayError, isValidVin } from '../../../protocol/index.ts'
+import type { Store } from '../../../store/index.ts'
+import { produceExport, EXPORT_FILE } from '../../lifecycle/legal-export.ts'
+import { formatPeriod, parseMarket, parsePeriod } from '../../lifecycle/retention-period.ts'
+
+export interface LifecycleRoutesDeps {
+  store: Store
+  now: () => number
+}
+
+function actor (request: FastifyRequest): string {
+  return `api-key:${request.apiKey?.name ?? 'unknown'}`
+}
+
+function requireVin (vin: string): void {
+  if (!isValidVin(vin)) throw new GatewayError('GW_ERR_INVALID_VIN', `"${vin.slice(0, 40)}" is not a valid VIN`)
+}
+
+function time (name: string, value: string): Date {
+  const d = /^\d+$/.test(value) ? new Date(Number(value)) : new Date(value)
+  if (Number.isNaN(d.getTime())) throw new GatewayError('GW_ERR_VALIDATION', `querystring.${name}: expected an ISO 8601 time or epoch milliseconds`)
+  return d
+}
+
+const vinParams = { type: 'object', required: ['vin'], properties: { vin: { type: 'string' } } } as const
+
+export async function lifecycleRoutes (app: FastifyInstance, deps: LifecycleRoutesDeps): Promise<void> {
+  const now = (): Date => new Date(deps.now())
+
+  app.get('/v1/retention', { config: { scope: 'admin' }, schema: { summary: 'Retention policies per market (`*`: every other market)' } }, async () => {
+    const items = await deps.store.lifecycle.policies()
+    return { items: items.map((p) => ({ market: p.market, period: formatPeriod(p.retentionDays), retentionDays: p.retentionDays, updatedAt: p.updatedAt.toISOString() })), nextCursor: null }
+  })
+
+  app.put<{ Params: { market: string }, Body: { period: string } }>('/v1/retention/:market', {
+    config: { scope: 'admin' },
+    schema: {
+      summary: 'Set a market\'s retention period (`default` or `*` for every other market)',
+      params: { type: 'object', required: ['market'], properties: { market: { type: 'string' } } },
+      body: { type: 'object', required: ['period'], additionalProperties: false, properties: { period: { type: 'string', description: 'e.g. 10y, 18m, 90d' } } }
+    }
+  }, async (request) => {
+    const market = parseMarket(request.params.market)
+    const days = parsePeriod(request.body.period)
+    await deps.store.lifecycle.setPolicy(market, days, actor(request), now())
+    return { market, period: formatPeriod(days), retentionDays: days }
+  })
+
+  app.post('/v1/retention/run', { config: { scope: 'admin' }, schema: { summary: 'Run retention now' } }, async (request) => {
+    return await deps.store.lifecycle.runRetention(now(), actor(request))
+  })
+
+  app.get('/v1/holds', { config: { scope: 'legal' }, schema: { summary: 'Active legal holds' } }, async () => {
+    return { items: await deps.store.lifecycle.holds(true), nextCursor: null }
+  })
+
+  app.post<{ Params: { vin: string }, Body: { reason: string } }>('/v1/vehicles/:vin/holds', {
+    config: { scope: 'legal' },
+    schema: {
+      summary: 'Put a vehicle under legal hold: retention removes nothing of it while the hold lasts',
+      params: vinParams,
+      body: { type: 'object', required: ['reason'], additionalProperties: false, properties: { reason: { type: 'string', minLength: 1, maxLength: 1000 } } }
+    }
+  }, async (request, reply) => {
+    requireVin(request.params.vin)
+    return reply.code(201).send(await deps.store.lifecycle.addHold(request.params.vin, request.body.reason, actor(request), now()))
+  })
+
+  app.delete<{ Params: { vin: string }, Querystring: { reason?: string } }>('/v1/vehicles/:vin/holds', {
+    config: { scope: 'legal' },
+    schema: {
+      summary: 'Release every active legal hold of a vehicle',
+      params: vinParams,
+      querystring: { type: 'object', properties: { reason: { type: 'string', maxLength: 1000 }, token: { type: 'string' } } }
+    }
+  }, async (request) => {
+    requireVin(request.params.vin)
+    const released = await deps.store.lifecycle.releaseHolds(request.params.vin, request.query.reason ?? 'released', actor(request), now())
+    if (released === 0) throw new GatewayError('GW_ERR_HOLD_NOT_FOUND', `${request.params.vin} has no active legal hold`)
+    return { vin: request.params.vin, released }
+  })
+
+  app.get<{ Querystring: { action?: string, limit?: number } }>('/v1/audit', {
+    config: { scope: 'legal' },
+    schema: {
+      summary: 'The audit trail: retention runs, policy changes, holds, exports',
+      querystring: { type: 'object', properties: { action: { type: 'string' }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 }, token: { type: 'string' } } }
+    }
+  }, async (request) => {
+    return { items: await deps.store.lifecycle.auditTrail(request.query.limit ?? 100, request.query.action), nextCursor: null }
+  })
+
+  app.get<{ Params: { vin: string }, Querystring: { from: string, to: string } }>('/v1/vehicles/:vin/export', {
+    config: { scope: 'legal' },
+    schema: {
+      summary: 'Legal export of a vehicle\'s transactions as NDJSON with a hash chain; the last line is {"manifest": …}',
+      params: vinParams,
+      querystring: { type: 'object', required: ['from', 'to'], properties: { from: { type: 'string' }, to: { type: 'string' }, token: { type: 'string' } } }
+    }
+  }, async (request, reply) => {
+    requireVin(request.params.vin)
+    const from = time('from', request.query.from)
+    const to = time('to', request.query.to)
+    if (to <= from) throw new GatewayError('GW_ERR_VALIDATION', 'querystring.to: must be after from')
+    const out = new PassThrough()
+    produceExport(deps.store, { vin: request.params.vin, from, to, actor: actor(request), now: deps.now }, (line) => {
+      if (out.write(line)) return
+      return new Promise<void>((resolve) => out.once('drain', () => resolve()))
+    }, EXPORT_FILE).then(
+      (manifest) => out.end(JSON.stringify({ manifest }) + '\n'),
+      (err: unknown) => out.destroy(err instanceof Error ? err : new Error(String(err))))
+    return reply.type('application/x-ndjson').send(out)
+  })
+}
