@@ -79,6 +79,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     logger: logger.child({ part: 'edge' }),
     limits: config.envelope,
     maxPacketBytes: config.maxPacketBytes,
+    maxPendingRecords: config.maxPendingRecords,
     tls: {
       ca: fs.readFileSync(config.tls.ca),
       cert: fs.readFileSync(config.tls.cert),

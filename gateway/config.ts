@@ -21,6 +21,9 @@ export interface GatewayConfig {
   downlink: { defaultTtlSeconds: number, maxTtlSeconds: number, expiryIntervalMs: number, window: number }
   streamRetain: number
   retentionIntervalMs: number
+  database: { poolSize: number, statementTimeoutMs: number }
+  /** Log rows waiting for their commit, at most; past it a publishing vehicle is disconnected (it retries later). */
+  maxPendingRecords: number
 }
 
 export const DEV_CERT_DIR = 'certs/dev'
@@ -53,6 +56,9 @@ export const SETTINGS = {
   maxTtlSeconds: { env: 'VGW_MAX_TTL_SECONDS', flag: '--max-ttl-seconds', description: 'longest downlink time-to-live accepted (default 2592000: 30 days)' },
   expiryIntervalMs: { env: 'VGW_EXPIRY_INTERVAL_MS', flag: '--expiry-interval-ms', description: 'how often expired downlinks are marked (default 1000)' },
   downlinkWindow: { env: 'VGW_DOWNLINK_WINDOW', flag: '--downlink-window', description: 'downlinks sent to one vehicle and awaiting its PUBACK, at most (default 20)' },
+  dbPoolSize: { env: 'VGW_DB_POOL_SIZE', flag: '--db-pool-size', description: 'database connections per gateway process (default 10)' },
+  dbStatementTimeoutMs: { env: 'VGW_DB_STATEMENT_TIMEOUT_MS', flag: '--db-statement-timeout-ms', description: 'bound on every statement, so a half-open connection cannot stall the gateway (default 15000)' },
+  maxPendingRecords: { env: 'VGW_MAX_PENDING_RECORDS', flag: '--max-pending-records', description: 'log rows waiting for a commit, at most, while the database is away (default 100000)' },
   retentionIntervalMs: { env: 'VGW_RETENTION_INTERVAL_MS', flag: '--retention-interval-ms', description: 'how often the gateway runs retention (default 86400000: daily; 0: never)' },
   streamRetain: { env: 'VGW_STREAM_RETAIN', flag: '--stream-retain', description: 'stream events kept for clients resuming with ?since (default 10000)' }
 } as const satisfies Record<string, Setting>
@@ -144,6 +150,11 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
       window: integer('downlinkWindow', get('downlinkWindow'), 20, 1, 65_535)
     },
     streamRetain: integer('streamRetain', get('streamRetain'), 10_000, 0, 10_000_000),
-    retentionIntervalMs: integer('retentionIntervalMs', get('retentionIntervalMs'), 86_400_000, 0, 2_147_483_647)
+    retentionIntervalMs: integer('retentionIntervalMs', get('retentionIntervalMs'), 86_400_000, 0, 2_147_483_647),
+    database: {
+      poolSize: integer('dbPoolSize', get('dbPoolSize'), 10, 2, 1000),
+      statementTimeoutMs: integer('dbStatementTimeoutMs', get('dbStatementTimeoutMs'), 15_000, 100, 3_600_000)
+    },
+    maxPendingRecords: integer('maxPendingRecords', get('maxPendingRecords'), 100_000, 100, 100_000_000)
   }
 }

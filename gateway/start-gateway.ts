@@ -80,7 +80,7 @@ export async function startGateway (config: GatewayConfig, logger: Logger, certD
       cleanups.push(() => embedded.stop())
       url = embedded.url
     }
-    const store: Store = openStore({ url, newId: uuidv7, logger })
+    const store: Store = openStore({ url, newId: uuidv7, logger, maxConnections: config.database.poolSize, statementTimeoutMs: config.database.statementTimeoutMs })
     cleanups.push(() => store.close())
     await store.migrate()
 

@@ -23,6 +23,8 @@ export interface EmbeddedPostgresOptions {
   dataDir: string
   database?: string
   logger?: Logger
+  /** A fixed port (a restart keeps the URL); default: any free port. */
+  port?: number
 }
 
 /** The URL of the embedded PostgreSQL a running gateway started in dataDir, if any. */
@@ -194,7 +196,7 @@ export async function startEmbeddedPostgres (opts: EmbeddedPostgresOptions): Pro
   }
   await clearLeftovers(pgdata, opts.logger)
 
-  const port = await freePort()
+  const port = opts.port ?? await freePort()
   const logFd = fs.openSync(logFile, 'a')
   if (runAs.uid !== undefined && runAs.gid !== undefined) fs.fchownSync(logFd, runAs.uid, runAs.gid)
   const child = spawn(bin.postgres, [

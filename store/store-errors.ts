@@ -4,9 +4,16 @@ import { GatewayError } from '../protocol/index.ts'
 const UNAVAILABLE_CLASSES = ['08', '53', '57', '58']
 const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH'])
 
-/** True when an error from pg means the database is unreachable (retry later), not that the query is wrong. */
-export function isUnavailable (err: unknown): boolean {
-  if (typeof err !== 'object' || err === null) return false
+/**
+ * True when an error from pg means the database is unreachable (retry later), not that
+ * the query is wrong. Looks through wrappers: drizzle's query error and AggregateError.
+ */
+export function isUnavailable (err: unknown, depth = 0): boolean {
+  if (typeof err !== 'object' || err === null || depth > 5) return false
+  const cause = (err as { cause?: unknown }).cause
+  if (cause !== undefined && isUnavailable(cause, depth + 1)) return true
+  const inner = (err as { errors?: unknown }).errors
+  if (Array.isArray(inner) && inner.some((e) => isUnavailable(e, depth + 1))) return true
   const code = (err as { code?: unknown }).code
   if (typeof code === 'string') {
     if (UNAVAILABLE_NODE_CODES.has(code)) return true

@@ -39,6 +39,8 @@ export interface VehicleEdgeDeps {
   logger: Logger
   limits: EnvelopeLimits
   maxPacketBytes: number
+  /** Log rows waiting for a commit, at most (see GatewayConfig.maxPendingRecords). */
+  maxPendingRecords: number
   tls: TlsMaterial
 }
 
@@ -134,6 +136,12 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
         // [MQTT-3.3.5-2]: an unauthorised PUBLISH cannot be refused in 3.1.1; closing the connection is the clear answer.
         recordSecurity(who, denied, 'publish.denied', `publish to ${JSON.stringify(printable(packet.topic))}${packet.retain ? ' (retained)' : ''}`, { topic: printable(packet.topic) })
         return callback(new GatewayError(denied))
+      }
+      // Memory stays bounded while the database is away: past the backlog limit a publishing
+      // vehicle is disconnected without PUBACK and sends again later [MQTT-4.4.0-1].
+      if (log.pending >= deps.maxPendingRecords) {
+        logger.warn({ vin: who.vin, pending: log.pending, code: 'GW_ERR_STORE_UNAVAILABLE' }, 'commit backlog full; disconnecting a publishing vehicle')
+        return callback(new GatewayError('GW_ERR_STORE_UNAVAILABLE', 'the commit backlog is full'))
       }
       // The durable point: Aedes writes PUBACK after this callback, so it waits for the commit.
       handleUplink(uplinkDeps, who, packet.payload as Buffer).then(() => callback(null), (err: Error) => callback(err))
