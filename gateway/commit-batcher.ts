@@ -91,7 +91,7 @@ export class CommitBatcher<T> {
   }
 
   async #commitWithRetry (batch: Array<Pending<T>>): Promise<void> {
-    const delays = this.#opts.retryDelaysMs ?? [50, 100, 250, 500, 1000, 2000, 5000]
+    const delays = this.#opts.retryDelaysMs ?? [50, 100, 250, 500, 1000, 2000]
     for (let attempt = 0; ; attempt++) {
       try {
         await this.#opts.commit(batch.map((p) => p.item))

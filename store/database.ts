@@ -30,6 +30,8 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v))
 export function openDatabase (opts: DatabaseOptions): Database {
   const pool = new pg.Pool({
     connectionString: opts.url,
+    // The role is set in the startup packet, so not one statement runs with the owner's rights.
+    ...(opts.role !== undefined ? { options: `-c role=${opts.role}` } : {}),
     max: opts.maxConnections ?? 10,
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
     statement_timeout: opts.statementTimeoutMs ?? 15000,
@@ -39,13 +41,6 @@ export function openDatabase (opts: DatabaseOptions): Database {
   })
   // An idle client that loses its server emits here; without a listener the process would crash.
   pool.on('error', (err) => { opts.logger?.warn({ err }, 'database connection lost') })
-  const role = opts.role
-  if (role !== undefined) {
-    // Queued before any query of the client's first user, so nothing runs with the owner's rights.
-    pool.on('connect', (client) => {
-      client.query(`SET ROLE "${role.replace(/"/g, '""')}"`).catch((err: unknown) => opts.logger?.error({ err, role }, 'SET ROLE failed'))
-    })
-  }
   const orm = drizzle({ client: pool })
   let closed = false
   return {
