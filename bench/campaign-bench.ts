@@ -1,22 +1,12 @@
 // Times a campaign to a market of N registered vehicles (issue: "100,000 vehicles must be
 // enqueued in seconds"). Uses DATABASE_URL, or an embedded PostgreSQL in a temporary directory.
-import fs from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
 import { v7 as uuidv7 } from 'uuid'
-import { openStore, startEmbeddedPostgres } from '../store/index.ts'
+import { openStore } from '../store/index.ts'
+import { benchDatabase } from './bench-database.ts'
 import pg from 'pg'
 
 const vehicles = Number(process.argv[2] ?? 100_000)
-let url = process.env.DATABASE_URL ?? ''
-let stop = async (): Promise<void> => undefined
-if (url === '') {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vgw-bench-pg-'))
-  fs.chmodSync(dir, 0o755)
-  const embedded = await startEmbeddedPostgres({ dataDir: dir })
-  url = embedded.url
-  stop = async () => { await embedded.stop(); fs.rmSync(dir, { recursive: true, force: true }) }
-}
+const { url, stop } = await benchDatabase('vgw-bench-pg-')
 const store = openStore({ url, newId: uuidv7 })
 await store.migrate()
 await store.transactions.ensurePartitionRange(new Date(), new Date(Date.now() + 62 * 24 * 3600_000))

@@ -1,24 +1,14 @@
 // Measures bytes per transaction row (with indexes) at a realistic envelope size, and
 // query times by VIN and time on one monthly partition of several million rows.
 // npx tsx bench/capacity-bench.ts [rows=3000000] [vehicles=20000]
-import fs from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
 import pg from 'pg'
 import { v7 as uuidv7 } from 'uuid'
-import { openStore, startEmbeddedPostgres } from '../store/index.ts'
+import { openStore } from '../store/index.ts'
+import { benchDatabase } from './bench-database.ts'
 
 const rows = Number(process.argv[2] ?? 3_000_000)
 const vehicles = Number(process.argv[3] ?? 20_000)
-let url = process.env.DATABASE_URL ?? ''
-let stop = async (): Promise<void> => undefined
-if (url === '') {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vgw-capacity-'))
-  fs.chmodSync(dir, 0o755)
-  const embedded = await startEmbeddedPostgres({ dataDir: dir })
-  url = embedded.url
-  stop = async () => { await embedded.stop(); fs.rmSync(dir, { recursive: true, force: true }) }
-}
+const { url, stop } = await benchDatabase('vgw-capacity-')
 const store = openStore({ url, newId: uuidv7 })
 await store.migrate()
 await store.close()

@@ -4,7 +4,7 @@ import type { Logger } from 'pino'
 import { v7 as uuidv7 } from 'uuid'
 import { initDevPki } from '../certs/index.ts'
 import { GatewayError } from '../protocol/index.ts'
-import { openStore, startEmbeddedPostgres, type EmbeddedPostgres, type Store } from '../store/index.ts'
+import { lockDataDir, openStore, startEmbeddedPostgres, type EmbeddedPostgres, type Store } from '../store/index.ts'
 import { buildGateway, type Gateway } from './build-gateway.ts'
 import type { GatewayConfig } from './config.ts'
 
@@ -15,31 +15,6 @@ export interface RunningGateway {
   /** The admin key when this start created it (first start), else null. */
   createdAdminKey: string | null
   stop(): Promise<void>
-}
-
-function isAlive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
-/** One gateway per data directory: a second one would fight over the embedded database. */
-function lockDataDir (dataDir: string): () => void {
-  const lockFile = path.join(dataDir, 'vgw.pid')
-  fs.mkdirSync(dataDir, { recursive: true })
-  try {
-    const other = Number(fs.readFileSync(lockFile, 'utf8').trim())
-    if (Number.isInteger(other) && other !== process.pid && isAlive(other)) {
-      throw new GatewayError('GW_ERR_CONFIG_INVALID', `another vgw (pid ${other}) is using ${dataDir}; stop it or set VGW_DATA_DIR`)
-    }
-  } catch (err) {
-    if (err instanceof GatewayError) throw err
-  }
-  fs.writeFileSync(lockFile, String(process.pid))
-  return () => fs.rmSync(lockFile, { force: true })
 }
 
 function requireFiles (config: GatewayConfig): void {

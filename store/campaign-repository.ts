@@ -1,5 +1,7 @@
 import type pg from 'pg'
+import { inTransaction } from './in-transaction.ts'
 import { translateError } from './store-errors.ts'
+import { LOG_COLUMNS } from './transaction-rows.ts'
 
 export interface NewCampaign {
   id: string
@@ -32,9 +34,6 @@ export interface CampaignReport {
   statuses: Record<string, number>
 }
 
-const LOG_COLUMNS = `id, occurred_at, received_at, vin, market, direction, kind, type, message_id, correlation_id, created_at_ms,
-  ttl_seconds, attributes, ack_status, ack_reason, status, error_code, raw, details`
-
 export class CampaignRepository {
   readonly #pool: pg.Pool
 
@@ -47,9 +46,7 @@ export class CampaignRepository {
    * transaction: a single INSERT … SELECT for the messages and one for the log.
    */
   async create (c: NewCampaign): Promise<CreatedCampaign> {
-    const client = await this.#pool.connect().catch((err: unknown) => { throw translateError(err) })
-    try {
-      await client.query('BEGIN')
+    return await inTransaction(this.#pool, async (client) => {
       const vins = 'vins' in c.target ? c.target.vins : null
       const market = 'market' in c.target ? c.target.market : null
       const byVins = vins !== null
@@ -85,14 +82,8 @@ export class CampaignRepository {
       await client.query(
         `INSERT INTO campaigns (id, api_key_id, type, target, message_count, skipped_vins, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
         [c.id, c.apiKeyId, c.type, JSON.stringify(vins !== null ? { vins: vins.length } : { market }), n, JSON.stringify(skippedVins), c.createdAt])
-      await client.query('COMMIT')
       return { id: c.id, messageCount: n, skippedVins, vins: inserted.rows[0]?.vins ?? [] }
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined)
-      throw translateError(err)
-    } finally {
-      client.release()
-    }
+    })
   }
 
   async report (id: string): Promise<CampaignReport | null> {

@@ -6,6 +6,7 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import pg from 'pg'
 import type { Logger } from 'pino'
+import { GatewayError } from '../protocol/index.ts'
 
 const execFileAsync = promisify(execFile)
 
@@ -25,6 +26,23 @@ export interface EmbeddedPostgresOptions {
   logger?: Logger
   /** A fixed port (a restart keeps the URL); default: any free port. */
   port?: number
+}
+
+/** One gateway per data directory: a second one would fight over the embedded database. Returns the release. */
+export function lockDataDir (dataDir: string): () => void {
+  const lockFile = path.join(dataDir, 'vgw.pid')
+  fs.mkdirSync(dataDir, { recursive: true })
+  let other = Number.NaN
+  try {
+    other = Number(fs.readFileSync(lockFile, 'utf8').trim())
+  } catch {
+    // no lock yet
+  }
+  if (Number.isInteger(other) && other !== process.pid && isAlive(other)) {
+    throw new GatewayError('GW_ERR_CONFIG_INVALID', `another vgw (pid ${other}) is using ${dataDir}; stop it or set VGW_DATA_DIR`)
+  }
+  fs.writeFileSync(lockFile, String(process.pid))
+  return () => fs.rmSync(lockFile, { force: true })
 }
 
 /** The URL of the embedded PostgreSQL a running gateway started in dataDir, if any. */

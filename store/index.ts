@@ -11,7 +11,7 @@ import { CampaignRepository } from './campaign-repository.ts'
 import { LifecycleRepository } from './lifecycle-repository.ts'
 import { ExportReader } from './export-reader.ts'
 
-export { startEmbeddedPostgres, runningEmbeddedUrl, type EmbeddedPostgres } from './embedded-postgres.ts'
+export { startEmbeddedPostgres, runningEmbeddedUrl, lockDataDir, type EmbeddedPostgres } from './embedded-postgres.ts'
 export { SCOPES, isScope, type Scope, type ApiKeyIdentity, type CreatedApiKey, ApiKeyRepository } from './api-key-repository.ts'
 export { TransactionLog, type TransactionRecord, type TransactionQuery, type TransactionPage, type Direction } from './transaction-log.ts'
 export { VehicleRepository, type VehicleRow } from './vehicle-repository.ts'

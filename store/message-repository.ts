@@ -1,7 +1,8 @@
 import type pg from 'pg'
 import { translateError } from './store-errors.ts'
 import type { TransactionRecord } from './transaction-log.ts'
-import { fromRow, type Row } from './transaction-rows.ts'
+import { inTransaction } from './in-transaction.ts'
+import { fromRow, LOG_COLUMNS, type Row } from './transaction-rows.ts'
 
 export const MESSAGE_STATUSES = ['queued', 'sent', 'delivered', 'acknowledged', 'expired', 'failed'] as const
 export type MessageStatus = typeof MESSAGE_STATUSES[number]
@@ -66,10 +67,6 @@ const MESSAGE_COLUMNS = `id, vin, market, campaign_id AS "campaignId", type, pay
   ack_status AS "ackStatus", created_at AS "createdAt", expires_at AS "expiresAt", sent_at AS "sentAt", delivered_at AS "deliveredAt",
   acknowledged_at AS "acknowledgedAt", finished_at AS "finishedAt"`
 
-// The log row of a transition, written in the same statement as the status change.
-const LOG_COLUMNS = `id, occurred_at, received_at, vin, market, direction, kind, type, message_id, correlation_id, created_at_ms,
-  ttl_seconds, attributes, ack_status, ack_reason, status, error_code, raw, details`
-
 // Statuses only move forward; acknowledged, expired and failed are final.
 const RANK = `CASE $STATUS WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'acknowledged' THEN 3 ELSE 4 END`
 const rank = (expr: string): string => RANK.replace('$STATUS', expr)
@@ -113,34 +110,30 @@ export class MessageRepository {
    * the unique index makes that hold for racing requests too.
    */
   async enqueue (m: NewMessage): Promise<EnqueueResult> {
-    const client = await this.#pool.connect().catch((err: unknown) => { throw translateError(err) })
-    try {
-      await client.query('BEGIN')
+    const result = await inTransaction(this.#pool, async (client) => {
       const inserted = await client.query<{ id: string }>(
         `INSERT INTO messages (id, vin, market, api_key_id, idempotency_key, type, payload, attributes, ttl_seconds, priority, status, created_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::int, $10, 'queued', $11::timestamptz, $11::timestamptz + $9::int * interval '1 second')
          ON CONFLICT (api_key_id, idempotency_key) DO NOTHING RETURNING id`,
         [m.id, m.vin, m.market, m.apiKeyId, m.idempotencyKey, m.type, Buffer.from(m.payload), JSON.stringify(m.attributes), m.ttlSeconds, m.priority, m.createdAt])
-      if (inserted.rowCount === 0) {
-        await client.query('ROLLBACK')
-        const existing = await this.#pool.query<{ id: string, status: MessageStatus }>(
-          'SELECT id, status FROM messages WHERE api_key_id = $1 AND idempotency_key = $2', [m.apiKeyId, m.idempotencyKey])
-        const row = existing.rows[0]
-        if (row === undefined) throw new Error('idempotency conflict without a row')
-        return { id: row.id, status: row.status, created: false, logged: [] }
-      }
+      if (inserted.rowCount === 0) return null
       const logged = await client.query<Row>(
         `INSERT INTO transactions (${LOG_COLUMNS})
          SELECT $1, created_at, created_at, vin, market, 'down', 'MESSAGE', type, id::text, NULL, (extract(epoch FROM created_at) * 1000)::int8,
            ttl_seconds, attributes, NULL, NULL, 'queued', NULL, NULL, jsonb_build_object('priority', priority, 'expiresAt', expires_at)
          FROM messages WHERE id = $2 RETURNING *`, [m.logId, m.id])
-      await client.query('COMMIT')
-      return { id: m.id, status: 'queued', created: true, logged: logged.rows.map(fromRow) }
+      return { id: m.id, status: 'queued' as const, created: true, logged: logged.rows.map(fromRow) }
+    })
+    if (result !== null) return result
+    // The key was used before (or by a racing request that committed first): answer its message.
+    try {
+      const existing = await this.#pool.query<{ id: string, status: MessageStatus }>(
+        'SELECT id, status FROM messages WHERE api_key_id = $1 AND idempotency_key = $2', [m.apiKeyId, m.idempotencyKey])
+      const row = existing.rows[0]
+      if (row === undefined) throw new Error('idempotency conflict without a row')
+      return { id: row.id, status: row.status, created: false, logged: [] }
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined)
       throw translateError(err)
-    } finally {
-      client.release()
     }
   }
 
@@ -171,9 +164,7 @@ export class MessageRepository {
       seen.set(tr.messageId, round + 1)
       ;(rounds[round] ??= []).push(tr)
     }
-    const client = await this.#pool.connect().catch((err: unknown) => { throw translateError(err) })
-    try {
-      await client.query('BEGIN')
+    return await inTransaction(this.#pool, async (client) => {
       const logged: TransactionRecord[] = []
       for (const round of rounds) {
         const { rows } = await client.query<Row>(TRANSITION_SQL, [
@@ -183,14 +174,8 @@ export class MessageRepository {
         ])
         logged.push(...rows.map(fromRow))
       }
-      await client.query('COMMIT')
       return logged
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined)
-      throw translateError(err)
-    } finally {
-      client.release()
-    }
+    })
   }
 
   /** Marks every queued or sent message whose TTL has run out as expired, with log rows; set-based. */

@@ -1,8 +1,11 @@
-import { parseEnvelope } from '../../protocol/index.ts'
+import { parseEnvelope, type JsonValue } from '../../protocol/index.ts'
 import type { TransactionRecord } from '../../store/index.ts'
 
-/** The JSON shape of one transaction (DESIGN §5): envelope fields in camelCase, times as ISO strings. */
-export function transactionView (r: TransactionRecord): Record<string, unknown> {
+/**
+ * The JSON shape of one transaction (DESIGN §5): envelope fields in camelCase, times as
+ * ISO strings, payload and raw bytes in base64. The API, the stream and the legal export share it.
+ */
+export function transactionView (r: TransactionRecord): { [key: string]: JsonValue } {
   // The payload is not stored twice: it is read back from the raw envelope bytes.
   let payloadBase64: string | null = null
   if (r.raw !== null && r.status !== 'rejected') {
@@ -32,6 +35,6 @@ export function transactionView (r: TransactionRecord): Record<string, unknown> 
     receivedAt: r.receivedAt.toISOString(),
     payloadBase64,
     rawBase64: r.raw === null ? null : Buffer.from(r.raw).toString('base64'),
-    details: r.details
+    details: r.details as JsonValue
   }
 }

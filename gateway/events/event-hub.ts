@@ -1,4 +1,5 @@
 import type { TransactionRecord } from '../../store/index.ts'
+import { transactionView } from '../api/views.ts'
 
 /** One event of the live stream (GET /v1/stream). */
 export interface StreamEvent {
@@ -27,26 +28,9 @@ export function eventOf (r: TransactionRecord): Omit<StreamEvent, 'seq'> {
   const event = r.direction === 'up'
     ? 'uplink'
     : r.kind === 'CONNECTION' ? 'connection' : r.kind === 'SECURITY' ? 'security' : r.kind === 'MESSAGE' ? 'message.status' : 'downlink'
-  return {
-    event,
-    id: r.id,
-    vin: r.vin,
-    market: r.market,
-    direction: r.direction,
-    kind: r.kind,
-    type: r.type,
-    messageId: r.messageId,
-    correlationId: r.correlationId,
-    createdAtMs: r.createdAtMs,
-    status: r.status,
-    ackStatus: r.ackStatus,
-    ackReason: r.ackReason,
-    errorCode: r.errorCode,
-    attributes: r.attributes,
-    occurredAt: r.occurredAt.toISOString(),
-    receivedAt: r.receivedAt.toISOString(),
-    details: r.details
-  }
+  // The stream carries the row without its bytes; the REST API has them.
+  const { payloadBase64: _payload, rawBase64: _raw, ...fields } = transactionView(r)
+  return { event, ...fields, vin: r.vin, kind: r.kind, type: r.type }
 }
 
 /**

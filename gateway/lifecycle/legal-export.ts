@@ -1,42 +1,9 @@
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import { ChainWriter, EXPORT_FORMAT, GENESIS, parseEnvelope, type ExportManifest, type JsonValue } from '../../protocol/index.ts'
-import type { Store, TransactionRecord } from '../../store/index.ts'
-
-/** One log row as an export record: every field, raw envelope bytes in base64, times in ISO 8601. */
-export function exportRecord (r: TransactionRecord): { [key: string]: JsonValue } {
-  let payloadBase64: string | null = null
-  if (r.raw !== null && r.status !== 'rejected') {
-    try {
-      payloadBase64 = Buffer.from(parseEnvelope(r.raw).payload).toString('base64')
-    } catch {
-      payloadBase64 = null
-    }
-  }
-  return {
-    id: r.id,
-    vin: r.vin,
-    market: r.market,
-    direction: r.direction,
-    kind: r.kind,
-    type: r.type,
-    messageId: r.messageId,
-    correlationId: r.correlationId,
-    createdAtMs: r.createdAtMs,
-    ttlSeconds: r.ttlSeconds,
-    attributes: r.attributes,
-    ackStatus: r.ackStatus,
-    ackReason: r.ackReason,
-    status: r.status,
-    errorCode: r.errorCode,
-    occurredAt: r.occurredAt.toISOString(),
-    receivedAt: r.receivedAt.toISOString(),
-    payloadBase64,
-    rawBase64: r.raw === null ? null : Buffer.from(r.raw).toString('base64'),
-    details: r.details as JsonValue
-  }
-}
+import { ChainWriter, EXPORT_FORMAT, GENESIS, type ExportManifest } from '../../protocol/index.ts'
+import type { Store } from '../../store/index.ts'
+import { transactionView } from '../api/views.ts'
 
 export interface ExportRequest {
   vin: string
@@ -56,7 +23,7 @@ export async function produceExport (store: Store, req: ExportRequest, onLine: (
   let first: string | null = null
   let last: string | null = null
   for await (const row of store.exports.rows(req.vin, req.from, req.to)) {
-    const line = chain.line(exportRecord(row))
+    const line = chain.line(transactionView(row))
     sha.update(line)
     first ??= row.occurredAt.toISOString()
     last = row.occurredAt.toISOString()
