@@ -8,6 +8,7 @@ import { withStore } from './cli-store.ts'
 import { runStart } from './start-command.ts'
 import { addFleetCommand } from './fleet-command.ts'
 import { addLifecycleCommands } from './lifecycle-commands.ts'
+import { addEnvelopeCommand } from './envelope-command.ts'
 
 /** Exit codes: 0 success, 1 failure, 2 usage error. */
 const USAGE = 2
@@ -97,6 +98,7 @@ export function buildProgram (): Command {
     })
   addFleetCommand(program)
   addLifecycleCommands(program)
+  addEnvelopeCommand(program)
   return program
 }
 
