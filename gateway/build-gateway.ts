@@ -68,7 +68,16 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       connected: (vin, client) => dispatcher?.connected(vin, client),
       disconnected: (vin, client) => dispatcher?.disconnected(vin, client),
       subscribed: (vin, client) => dispatcher?.subscribed(vin, client),
-      acknowledged: (vin, client, messageId) => dispatcher?.acknowledged(vin, client, messageId)
+      acknowledged: (vin, client, messageId) => dispatcher?.acknowledged(vin, client, messageId),
+      downlinkWaiting: (vin) => dispatcher?.notify(vin),
+      campaignQueued: (campaignId) => {
+        // Only the campaign's vehicles connected here matter to this gateway: one query finds them.
+        const here = edge.connections.clients().map((c) => c.id)
+        if (here.length === 0) return
+        deps.store.campaigns.vinsAmong(campaignId, here).then(
+          (vins) => { for (const vin of vins) dispatcher?.notify(vin) },
+          (err: unknown) => logger.warn({ err, campaignId }, 'campaign dispatch deferred to the next connection'))
+      }
     },
     acknowledge: (vin, ack) => transitions.add({
       messageId: ack.correlationId, vin, status: 'acknowledged', ackStatus: ack.ackStatus, at: new Date(now()), logId: newId()
@@ -80,6 +89,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     limits: config.envelope,
     maxPacketBytes: config.maxPacketBytes,
     maxPendingRecords: config.maxPendingRecords,
+    ...(config.redisUrl !== undefined ? { redisUrl: config.redisUrl } : {}),
     tls: {
       ca: fs.readFileSync(config.tls.ca),
       cert: fs.readFileSync(config.tls.cert),
@@ -103,16 +113,8 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     newId,
     limits: config.envelope,
     downlink: config.downlink,
-    notify: (vin) => dispatch.notify(vin),
-    notifyMany: (vins) => {
-      // Only vehicles connected here can be sent to now; the others get theirs when they connect.
-      if (vins.length > edge.connections.size) {
-        const wanted = new Set(vins)
-        for (const c of edge.connections.clients()) if (wanted.has(c.id)) dispatch.notify(c.id)
-      } else {
-        for (const vin of vins) dispatch.notify(vin)
-      }
-    },
+    notify: (vin) => edge.announceDownlink(vin),
+    announceCampaign: (campaignId) => edge.announceCampaign(campaignId),
     notReadyReason: async () => {
       if (closing) return 'the gateway is shutting down'
       if (!edge.server.listening) return 'the MQTT listener is not up'

@@ -24,6 +24,8 @@ export interface GatewayConfig {
   database: { poolSize: number, statementTimeoutMs: number }
   /** Log rows waiting for their commit, at most; past it a publishing vehicle is disconnected (it retries later). */
   maxPendingRecords: number
+  /** Cluster mode: the Redis that gateways sharing one fleet share; undefined: a single gateway. */
+  redisUrl: string | undefined
 }
 
 export const DEV_CERT_DIR = 'certs/dev'
@@ -56,6 +58,7 @@ export const SETTINGS = {
   maxTtlSeconds: { env: 'VGW_MAX_TTL_SECONDS', flag: '--max-ttl-seconds', description: 'longest downlink time-to-live accepted (default 2592000: 30 days)' },
   expiryIntervalMs: { env: 'VGW_EXPIRY_INTERVAL_MS', flag: '--expiry-interval-ms', description: 'how often expired downlinks are marked (default 1000)' },
   downlinkWindow: { env: 'VGW_DOWNLINK_WINDOW', flag: '--downlink-window', description: 'downlinks sent to one vehicle and awaiting its PUBACK, at most (default 20)' },
+  redisUrl: { env: 'VGW_REDIS_URL', flag: '--redis-url', description: 'cluster mode: several gateways share one fleet through this Redis (unset: one gateway)' },
   dbPoolSize: { env: 'VGW_DB_POOL_SIZE', flag: '--db-pool-size', description: 'database connections per gateway process (default 10)' },
   dbStatementTimeoutMs: { env: 'VGW_DB_STATEMENT_TIMEOUT_MS', flag: '--db-statement-timeout-ms', description: 'bound on every statement, so a half-open connection cannot stall the gateway (default 15000)' },
   maxPendingRecords: { env: 'VGW_MAX_PENDING_RECORDS', flag: '--max-pending-records', description: 'log rows waiting for a commit, at most, while the database is away (default 100000)' },
@@ -99,6 +102,8 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
       throw invalid('databaseUrl', parsed.protocol, 'expected a postgres:// or postgresql:// URL')
     }
   }
+  const redisUrl = get('redisUrl')
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) throw invalid('redisUrl', redisUrl.replace(/\/\/.*@/, '//***@'), 'expected a redis:// or rediss:// URL')
   const logLevel = get('logLevel') ?? 'info'
   if (!LOG_LEVELS.includes(logLevel)) throw invalid('logLevel', logLevel, `expected one of ${LOG_LEVELS.join(', ')}`)
   const host = get('host') ?? '0.0.0.0'
@@ -155,6 +160,7 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
       poolSize: integer('dbPoolSize', get('dbPoolSize'), 10, 2, 1000),
       statementTimeoutMs: integer('dbStatementTimeoutMs', get('dbStatementTimeoutMs'), 15_000, 100, 3_600_000)
     },
-    maxPendingRecords: integer('maxPendingRecords', get('maxPendingRecords'), 100_000, 100, 100_000_000)
+    maxPendingRecords: integer('maxPendingRecords', get('maxPendingRecords'), 100_000, 100, 100_000_000),
+    redisUrl
   }
 }

@@ -20,8 +20,6 @@ export interface CreatedCampaign {
   messageCount: number
   /** VINs of the target list that are not known vehicles. */
   skippedVins: string[]
-  /** The vehicles that got a message, for the dispatcher. */
-  vins: string[]
 }
 
 export interface CampaignReport {
@@ -60,7 +58,7 @@ export class CampaignRepository {
           [vins])
         skippedVins = skipped.rows.map((r) => r.vin)
       }
-      const inserted = await client.query<{ n: number, vins: string[] | null }>(
+      const inserted = await client.query<{ n: number }>(
         `WITH targets AS (${targets}),
          ins AS (
            INSERT INTO messages (id, vin, market, api_key_id, campaign_id, type, payload, attributes, ttl_seconds, priority, status, created_at, expires_at)
@@ -76,14 +74,25 @@ export class CampaignRepository {
            FROM ins
            RETURNING vin
          )
-         SELECT count(*)::int AS n, array_agg(vin) AS vins FROM logged`,
+         SELECT count(*)::int AS n FROM logged`,
         [vins ?? market, c.apiKeyId, c.id, c.type, Buffer.from(c.payload), JSON.stringify(c.attributes), c.ttlSeconds, c.priority, c.createdAt])
       const n = inserted.rows[0]?.n ?? 0
       await client.query(
         `INSERT INTO campaigns (id, api_key_id, type, target, message_count, skipped_vins, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
         [c.id, c.apiKeyId, c.type, JSON.stringify(vins !== null ? { vins: vins.length } : { market }), n, JSON.stringify(skippedVins), c.createdAt])
-      return { id: c.id, messageCount: n, skippedVins, vins: inserted.rows[0]?.vins ?? [] }
+      return { id: c.id, messageCount: n, skippedVins }
     })
+  }
+
+  /** Which of these vehicles have a pending message of the campaign. */
+  async vinsAmong (campaignId: string, vins: readonly string[]): Promise<string[]> {
+    try {
+      const { rows } = await this.#pool.query<{ vin: string }>(
+        "SELECT DISTINCT vin FROM messages WHERE campaign_id = $1 AND vin = ANY($2) AND status IN ('queued', 'sent')", [campaignId, vins])
+      return rows.map((r) => r.vin)
+    } catch (err) {
+      throw translateError(err)
+    }
   }
 
   async report (id: string): Promise<CampaignReport | null> {

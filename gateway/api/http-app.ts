@@ -25,7 +25,7 @@ export interface HttpAppDeps extends HealthDeps {
   limits: EnvelopeLimits
   downlink: { defaultTtlSeconds: number, maxTtlSeconds: number }
   notify: (vin: string) => void
-  notifyMany: (vins: readonly string[]) => void
+  announceCampaign: (campaignId: string) => void
 }
 
 /** The REST API and stream (DESIGN §5), built but not listening. Its OpenAPI document is served at /docs. */
@@ -52,7 +52,7 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
   await app.register(vehicleRoutes, { store: deps.store, connections: deps.connections, now: deps.now })
   const messageDeps = { store: deps.store, hub: deps.hub, limits: deps.limits, ...deps.downlink, now: deps.now, newId: deps.newId }
   await app.register(messageRoutes, { ...messageDeps, notify: deps.notify })
-  await app.register(campaignRoutes, { ...messageDeps, notifyMany: deps.notifyMany })
+  await app.register(campaignRoutes, { ...messageDeps, announceCampaign: deps.announceCampaign })
   await app.register(streamRoutes, { hub: deps.hub })
   await app.register(lifecycleRoutes, { store: deps.store, now: deps.now })
   app.get('/docs', { schema: { hide: true } }, async () => app.swagger())

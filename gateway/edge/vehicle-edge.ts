@@ -10,6 +10,7 @@ import { identifyPeer, type DeviceIdentity } from './device-identity.ts'
 import { GuardedConnection } from './packet-size-guard.ts'
 import { connectionEvent, securityEvent, type RecordContext } from './records.ts'
 import { checkPublish, checkSubscribe } from './topic-acl.ts'
+import { clusterBrokerOptions } from './cluster.ts'
 import { handleUplink, type UplinkDeps } from './uplink.ts'
 
 export interface TlsMaterial {
@@ -27,6 +28,10 @@ export interface EdgeObserver {
   subscribed(vin: string, client: Client): void
   /** The vehicle's PUBACK for a message sent with publishToVehicle. */
   acknowledged(vin: string, client: Client, messageId: string): void
+  /** Some gateway of the cluster (maybe this one) queued a downlink for the vehicle. */
+  downlinkWaiting(vin: string): void
+  /** Some gateway of the cluster queued a campaign. */
+  campaignQueued(campaignId: string): void
 }
 
 export interface VehicleEdgeDeps {
@@ -41,6 +46,8 @@ export interface VehicleEdgeDeps {
   maxPacketBytes: number
   /** Log rows waiting for a commit, at most (see GatewayConfig.maxPendingRecords). */
   maxPendingRecords: number
+  /** Cluster mode (see cluster.ts); undefined: one gateway. */
+  redisUrl?: string
   tls: TlsMaterial
 }
 
@@ -54,6 +61,10 @@ export interface VehicleEdge {
    * is reported to the observer with `messageId` (null: nobody is told).
    */
   publishToVehicle(vin: string, payload: Buffer, messageId: string | null): Promise<boolean>
+  /** Tells every gateway of the cluster (this one included) that a downlink waits for the vehicle. */
+  announceDownlink(vin: string): void
+  /** Tells every gateway of the cluster that a campaign was queued. */
+  announceCampaign(campaignId: string): void
   /** Closes every vehicle connection (they reconnect elsewhere). */
   disconnectAll(): Promise<void>
   close(): Promise<void>
@@ -87,6 +98,7 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
   const identityOf = (client: Client): DeviceIdentity | undefined => identities.get(client.conn)
 
   const broker = await Aedes.createBroker({
+    ...(deps.redisUrl !== undefined ? clusterBrokerOptions(deps.redisUrl) : {}),
     connectTimeout: 10_000,
     drainTimeout: 10_000,
     maxTopicLevels: 16,
@@ -223,6 +235,20 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
     const messageId = outbound.get(client)?.awaitingAck.shift()
     if (who !== undefined && messageId !== undefined && messageId !== null) deps.observer.acknowledged(who.vin, client, messageId)
   })
+  // Announcements between the gateways of a cluster ride Aedes' own bus (Redis in cluster
+  // mode); vehicles can neither publish nor subscribe `$` topics.
+  const announce = (topic: string): void => {
+    broker.publish({ cmd: 'publish', topic, payload: Buffer.alloc(0), qos: 0, retain: false, dup: false }, () => undefined)
+  }
+  await new Promise<void>((resolve) => broker.subscribe('$vgw/downlink/+', (packet, cb) => {
+    deps.observer.downlinkWaiting(packet.topic.slice('$vgw/downlink/'.length))
+    cb()
+  }, resolve))
+  await new Promise<void>((resolve) => broker.subscribe('$vgw/campaign/+', (packet, cb) => {
+    deps.observer.campaignQueued(packet.topic.slice('$vgw/campaign/'.length))
+    cb()
+  }, resolve))
+
   broker.on('clientError', (client, err) => {
     logger.info({ vin: identityOf(client)?.vin, clientId: client.id, err: err.message }, 'vehicle connection error')
   })
@@ -273,6 +299,8 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
     broker,
     connections,
     publishToVehicle,
+    announceDownlink: (vin) => announce(`$vgw/downlink/${vin}`),
+    announceCampaign: (campaignId) => announce(`$vgw/campaign/${campaignId}`),
     disconnectAll,
     async close () {
       // server.close() calls back only when every connection has ended: stop accepting first, then close the vehicles.

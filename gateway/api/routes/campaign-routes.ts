@@ -7,8 +7,8 @@ import { messageProperties, parseMessage, type MessageInput } from '../message-i
 export interface CampaignRoutesDeps {
   store: Store
   hub: EventHub
-  /** Tells the dispatcher about every vehicle of the campaign connected here. */
-  notifyMany: (vins: readonly string[]) => void
+  /** Tells the gateways of the cluster that the campaign's messages wait. */
+  announceCampaign: (campaignId: string) => void
   limits: EnvelopeLimits
   defaultTtlSeconds: number
   maxTtlSeconds: number
@@ -51,7 +51,7 @@ export async function campaignRoutes (app: FastifyInstance, deps: CampaignRoutes
       createdAt: new Date(deps.now())
     })
     deps.hub.publish({ event: 'campaign.created', vin: null, kind: 'MESSAGE', type: m.type, campaignId: created.id, messageCount: created.messageCount })
-    deps.notifyMany(created.vins)
+    deps.announceCampaign(created.id)
     return reply.code(202).send({ id: created.id, status: 'queued', messageCount: created.messageCount, skippedVins: created.skippedVins })
   })
 
