@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import WebSocket from 'ws'
 import { newHistogram, nowMicros } from './fleet-metrics.ts'
 
@@ -20,6 +21,8 @@ export class BackendSimulator {
   delivered = 0
   acknowledged = 0
   postFailures = 0
+  /** REST calls sent again after a 503 or a broken connection. */
+  retries = 0
   readonly #apiUrl: string
   readonly #apiKey: string
   readonly #vins: readonly string[]
@@ -46,6 +49,11 @@ export class BackendSimulator {
       this.#onStatus(e.messageId, e.status, nowMicros())
     })
     ws.on('error', () => undefined)
+    // A stream that drops (its gateway restarts) is opened again; latencies are what it can see.
+    ws.on('close', () => {
+      if (this.#closing) return
+      setTimeout(() => { this.openStream().catch(() => undefined) }, 500).unref()
+    })
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve())
       ws.once('unexpected-response', (_req, res) => reject(new Error(`the stream refused the fleet: HTTP ${res.statusCode ?? 0} (does the API key hold stream:read?)`)))
@@ -113,9 +121,33 @@ export class BackendSimulator {
     while (this.#inFlight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
   }
 
+  #closing = false
+
   close (): void {
+    this.#closing = true
     this.stop()
     this.#ws?.close()
+  }
+
+  // A well-behaved backend: an Idempotency-Key per message, and a retry (same key) when the
+  // gateway is draining (503) or the connection broke, so a lost answer never makes a duplicate.
+  async #post (vin: string, body: string): Promise<Response> {
+    const key = randomUUID()
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const res = await fetch(`${this.#apiUrl}/v1/vehicles/${vin}/messages`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${this.#apiKey}`, 'content-type': 'application/json', 'idempotency-key': key },
+          body
+        })
+        if (res.status !== 503 || attempt >= 5) return res
+        await res.arrayBuffer()
+      } catch (err) {
+        if (attempt >= 5) throw err
+      }
+      this.retries++
+      await new Promise((resolve) => setTimeout(resolve, 200 * (attempt + 1)))
+    }
   }
 
   async #sendOne (): Promise<void> {
@@ -123,11 +155,7 @@ export class BackendSimulator {
     const postedAt = nowMicros()
     this.#inFlight++
     try {
-      const res = await fetch(`${this.#apiUrl}/v1/vehicles/${vin}/messages`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${this.#apiKey}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ type: 'service.reminder', payload: `Service due (${new Date().toISOString()})`, ttlSeconds: this.#ttlSeconds, attributes: { locale: 'en-GB' } })
-      })
+      const res = await this.#post(vin, JSON.stringify({ type: 'service.reminder', payload: `Service due (${new Date().toISOString()})`, ttlSeconds: this.#ttlSeconds, attributes: { locale: 'en-GB' } }))
       const body = await res.json() as { id?: string, error?: { code: string } }
       if (res.status === 202 && body.id !== undefined) {
         this.sent.set(body.id, { vin, postedAt, receivedAt: null })

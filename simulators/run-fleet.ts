@@ -18,7 +18,7 @@ export interface FleetReport {
   registerSeconds: number
   counters: FleetCounters
   rates: { uplinkAckedPerSecond: number, downlinkPostedPerSecond: number }
-  downlinks: { posted: number, postFailed: number, received: number, delivered: number, acknowledged: number }
+  downlinks: { posted: number, postFailed: number, retried: number, received: number, delivered: number, acknowledged: number }
   errors: Record<string, number>
   latencyMs: Record<HistogramName, Percentiles>
   loadGenerator: { cpuSeconds: number, cpuPercentOfOneCore: number }
@@ -240,7 +240,7 @@ export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Pro
     registerSeconds,
     counters,
     rates: { uplinkAckedPerSecond: Math.round(counters.uplinkAcked / durationSeconds), downlinkPostedPerSecond: Math.round(backend.sent.size / durationSeconds) },
-    downlinks: { posted: backend.sent.size, postFailed: backend.postFailures, received: backend.receiptHist.totalCount, delivered: backend.delivered, acknowledged: backend.acknowledged },
+    downlinks: { posted: backend.sent.size, postFailed: backend.postFailures, retried: backend.retries, received: backend.receiptHist.totalCount, delivered: backend.delivered, acknowledged: backend.acknowledged },
     errors: { ...errors, ...backend.errors },
     latencyMs: Object.fromEntries(HISTOGRAMS.map((h) => [h, percentiles(hists[h])])) as Record<HistogramName, Percentiles>,
     loadGenerator: { cpuSeconds, cpuPercentOfOneCore: Math.round(cpuSeconds / durationSeconds * 100) },

@@ -1,5 +1,4 @@
 import path from 'node:path'
-import { Redis } from 'ioredis'
 import t from 'tap'
 import { v7 as uuidv7 } from 'uuid'
 import { openStore } from '../../store/index.ts'
@@ -8,27 +7,15 @@ import { inbox } from '../helpers/downlink.ts'
 import { ROOT, signalGroup, spawnGateway, type GatewayProcess } from '../helpers/gateway-process.ts'
 import { testPki } from '../helpers/pki.ts'
 import { closed, connectVehicle } from '../helpers/vehicle.ts'
+import { REDIS_MISSING, REDIS_URL, redisAvailability } from '../helpers/redis.ts'
 
-const REDIS_URL = process.env.VGW_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/7'
 const VIN = 'WVWZZZ1JZXW001000'
 
-async function redisReachable (): Promise<boolean> {
-  const r = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null })
-  try {
-    await r.connect()
-    return (await r.ping()) === 'PONG'
-  } catch {
-    return false
-  } finally {
-    r.disconnect()
-  }
-}
-
-const reachable = await redisReachable()
-if (!reachable && process.env.CI === 'true') {
-  t.fail(`cluster tests need Redis at ${REDIS_URL}: start redis-server (CI machines have it on 127.0.0.1:6379)`)
-} else if (!reachable) {
-  t.comment(`SKIPPED: cluster tests need Redis at ${REDIS_URL} (set VGW_TEST_REDIS_URL); start redis-server to run them`)
+const redis = await redisAvailability()
+if (redis === 'fail') {
+  t.fail(REDIS_MISSING)
+} else if (redis === 'skip') {
+  t.comment(`SKIPPED: ${REDIS_MISSING}`)
   t.pass('cluster tests skipped: no Redis (see README, Tests)')
 } else {
   t.test('two gateways on one PostgreSQL and one Redis serve one fleet', async (t) => {

@@ -1,0 +1,117 @@
+import path from 'node:path'
+import t, { type Test } from 'tap'
+import { v7 as uuidv7 } from 'uuid'
+import { defaultFleetOptions, runFleet, type FleetOptions, type Scenario } from '../../simulators/index.ts'
+import { openStore } from '../../store/index.ts'
+import { testDatabaseUrl } from '../helpers/database.ts'
+import { ROOT, signalGroup, spawnGateway, type GatewayProcess } from '../helpers/gateway-process.ts'
+import { testPki, type TestPki } from '../helpers/pki.ts'
+import { REDIS_MISSING, REDIS_URL, redisAvailability } from '../helpers/redis.ts'
+import { tcpBalancer, type Balancer } from '../helpers/tcp-balancer.ts'
+
+interface Cluster {
+  pki: TestPki
+  adminKey: string
+  mqtt: Balancer
+  api: Balancer
+  gateways: GatewayProcess[]
+  start(): Promise<GatewayProcess>
+}
+
+/** Two gateways (one PostgreSQL, one Redis) behind TCP load balancers, as in production. */
+async function cluster (t: Test): Promise<Cluster> {
+  const url = await testDatabaseUrl(t)
+  const store = openStore({ url, newId: uuidv7 })
+  t.teardown(() => store.close())
+  await store.migrate()
+  const admin = await store.apiKeys.create('admin', ['admin'])
+  const pki = await testPki(t)
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: url,
+    VGW_REDIS_URL: REDIS_URL,
+    VGW_HOST: '127.0.0.1',
+    VGW_MQTT_PORT: '0',
+    VGW_HTTP_PORT: '0',
+    VGW_TLS_CA: pki.paths.caCert,
+    VGW_TLS_CERT: pki.paths.serverCert,
+    VGW_TLS_KEY: pki.paths.serverKey,
+    VGW_TLS_CRL: pki.paths.crl,
+    VGW_SHUTDOWN_TIMEOUT_MS: '10000'
+  }
+  const start = async (): Promise<GatewayProcess> => {
+    const gw = await spawnGateway(process.execPath, [path.join(ROOT, 'bin/vgw.js'), 'start'], env)
+    t.teardown(async () => {
+      signalGroup(gw, 'SIGTERM')
+      await gw.exited
+    })
+    return gw
+  }
+  const gateways = [await start(), await start()]
+  const mqtt = await tcpBalancer(t, gateways.map((g) => g.mqttPort))
+  const api = await tcpBalancer(t, gateways.map((g) => g.httpPort))
+  return { pki, adminKey: admin.key, mqtt, api, gateways, start }
+}
+
+function fleetOptions (c: Cluster, over: Partial<FleetOptions>): FleetOptions {
+  return {
+    ...defaultFleetOptions(),
+    vehicles: 16,
+    durationMs: 6000,
+    mqttUrl: `mqtts://127.0.0.1:${c.mqtt.port}`,
+    apiUrl: `http://127.0.0.1:${c.api.port}`,
+    apiKey: c.adminKey,
+    certDir: c.pki.dir,
+    uplinkRatePerVehicle: 3,
+    downlinkRate: 6,
+    ackDelayMs: [20, 200],
+    workers: 2,
+    verify: true,
+    ...over
+  }
+}
+
+const redis = await redisAvailability()
+if (redis === 'fail') {
+  t.fail(REDIS_MISSING)
+} else if (redis === 'skip') {
+  t.comment(`SKIPPED: ${REDIS_MISSING}`)
+  t.pass('rolling-restart tests skipped: no Redis (see README, Tests)')
+} else {
+  t.test('a rolling restart of two gateways loses nothing and fails no REST call the client would not retry', async (t) => {
+    const c = await cluster(t)
+    const restart = async (i: number): Promise<void> => {
+      const old = c.gateways[i] as GatewayProcess
+      // Out of the balancers first, then drain: vehicles reconnect to the other gateway.
+      const others = c.gateways.filter((g) => g !== old)
+      c.mqtt.setBackends(others.map((g) => g.mqttPort))
+      c.api.setBackends(others.map((g) => g.httpPort))
+      signalGroup(old, 'SIGTERM')
+      await old.exited
+      t.ok(old.output.some((l) => l.includes('"msg":"stopped"')), `gateway ${i} drained and stopped`)
+      const fresh = await c.start()
+      c.gateways[i] = fresh
+      c.mqtt.setBackends(c.gateways.map((g) => g.mqttPort))
+      c.api.setBackends(c.gateways.map((g) => g.httpPort))
+    }
+    const run = runFleet(fleetOptions(c, { durationMs: 14_000 }))
+    await new Promise((resolve) => setTimeout(resolve, 4000))
+    await restart(0)
+    await new Promise((resolve) => setTimeout(resolve, 2000))
+    await restart(1)
+    const report = await run
+    t.equal(report.downlinks.postFailed, 0, `no failed REST call (${report.downlinks.retried} retried)`)
+    t.ok(report.counters.disconnects >= 8, `vehicles moved between gateways (${report.counters.disconnects} drops)`)
+    t.match(report.verification, { ok: true, mismatches: [] })
+    t.ok((report.verification?.uplinksChecked ?? 0) > 200, `${report.verification?.uplinksChecked ?? 0} uplinks verified`)
+  })
+
+  for (const scenario of ['flaky-network', 'reconnect-storm'] as Scenario[]) {
+    t.test(`scenario ${scenario} against a two-gateway cluster verifies clean`, async (t) => {
+      const c = await cluster(t)
+      const report = await runFleet(fleetOptions(c, { scenario }))
+      t.same(report.errors, {})
+      t.match(report.verification, { ok: true, mismatches: [] })
+    })
+  }
+}
