@@ -4,7 +4,7 @@ import pino, { type Logger } from 'pino'
 export function createLogger (level: string): Logger {
   return pino({
     level,
-    base: { service: 'vgw' },
+    base: { service: 'vgw', pid: process.pid },
     redact: { paths: ['req.headers.authorization', 'apiKey', 'key', '*.key', 'token', 'password', 'databaseUrl'], censor: '[redacted]' }
   })
 }

@@ -26,6 +26,8 @@ export interface GatewayConfig {
   maxPendingRecords: number
   /** Cluster mode: the Redis that gateways sharing one fleet share; undefined: a single gateway. */
   redisUrl: string | undefined
+  /** Gateway processes sharing the listening ports on this machine (cluster module); more than 1 needs redisUrl. */
+  workers: number
 }
 
 export const DEV_CERT_DIR = 'certs/dev'
@@ -58,6 +60,7 @@ export const SETTINGS = {
   maxTtlSeconds: { env: 'VGW_MAX_TTL_SECONDS', flag: '--max-ttl-seconds', description: 'longest downlink time-to-live accepted (default 2592000: 30 days)' },
   expiryIntervalMs: { env: 'VGW_EXPIRY_INTERVAL_MS', flag: '--expiry-interval-ms', description: 'how often expired downlinks are marked (default 1000)' },
   downlinkWindow: { env: 'VGW_DOWNLINK_WINDOW', flag: '--downlink-window', description: 'downlinks sent to one vehicle and awaiting its PUBACK, at most (default 20)' },
+  workers: { env: 'VGW_WORKERS', flag: '--workers', description: 'gateway processes on this machine sharing the ports (default 1; more need VGW_REDIS_URL)' },
   redisUrl: { env: 'VGW_REDIS_URL', flag: '--redis-url', description: 'cluster mode: several gateways share one fleet through this Redis (unset: one gateway)' },
   dbPoolSize: { env: 'VGW_DB_POOL_SIZE', flag: '--db-pool-size', description: 'database connections per gateway process (default 10)' },
   dbStatementTimeoutMs: { env: 'VGW_DB_STATEMENT_TIMEOUT_MS', flag: '--db-statement-timeout-ms', description: 'bound on every statement, so a half-open connection cannot stall the gateway (default 15000)' },
@@ -126,6 +129,10 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
   if (defaultTtlSeconds > maxTtlSeconds) {
     throw invalid('defaultTtlSeconds', String(defaultTtlSeconds), `must not exceed ${SETTINGS.maxTtlSeconds.env} (${maxTtlSeconds})`)
   }
+  const workers = integer('workers', get('workers'), 1, 1, 64)
+  if (workers > 1 && redisUrl === undefined) {
+    throw invalid('workers', String(workers), `several gateway processes share one fleet through Redis: set ${SETTINGS.redisUrl.env} too`)
+  }
   return {
     databaseUrl,
     dataDir: path.resolve(cwd, get('dataDir') ?? '.data'),
@@ -161,6 +168,7 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
       statementTimeoutMs: integer('dbStatementTimeoutMs', get('dbStatementTimeoutMs'), 15_000, 100, 3_600_000)
     },
     maxPendingRecords: integer('maxPendingRecords', get('maxPendingRecords'), 100_000, 100, 100_000_000),
-    redisUrl
+    redisUrl,
+    workers
   }
 }

@@ -17,6 +17,14 @@ export interface RunningGateway {
   stop(): Promise<void>
 }
 
+export interface PreparedDeployment {
+  /** The database every gateway process uses. */
+  databaseUrl: string
+  createdAdminKey: string | null
+  /** Stops what prepare started (the embedded database, the data-dir lock). */
+  stop(): Promise<void>
+}
+
 function requireFiles (config: GatewayConfig): void {
   const names = { ca: 'VGW_TLS_CA', cert: 'VGW_TLS_CERT', key: 'VGW_TLS_KEY', crl: 'VGW_TLS_CRL' } as const
   for (const [k, env] of Object.entries(names) as Array<[keyof typeof names, string]>) {
@@ -24,30 +32,34 @@ function requireFiles (config: GatewayConfig): void {
   }
 }
 
-/**
- * What `vgw start` does before listening: dev certificates when the defaults are in
- * use, the database (embedded unless DATABASE_URL), migrations, the first admin key.
- * Anything started is stopped again if a later step fails.
- */
-export async function startGateway (config: GatewayConfig, logger: Logger, certDir: string): Promise<RunningGateway> {
-  const cleanups: Array<() => Promise<void> | void> = []
-  const undo = async (): Promise<void> => {
-    for (const c of cleanups.reverse()) {
+class Cleanups {
+  readonly #steps: Array<() => Promise<void> | void> = []
+  constructor (readonly logger: Logger) {}
+  push (step: () => Promise<void> | void): void { this.#steps.push(step) }
+  async run (): Promise<void> {
+    for (const step of this.#steps.splice(0).reverse()) {
       try {
-        await c()
+        await step()
       } catch (err) {
-        logger.error({ err }, 'clean-up step failed')
+        this.logger.error({ err }, 'clean-up step failed')
       }
     }
-    cleanups.length = 0
   }
+}
+
+/**
+ * What happens once per deployment on this machine, before any gateway process listens:
+ * dev certificates when the defaults are in use, the database (embedded unless
+ * DATABASE_URL), migrations, the first admin key. Undone if a step fails.
+ */
+export async function prepareDeployment (config: GatewayConfig, logger: Logger, certDir: string): Promise<PreparedDeployment> {
+  const cleanups = new Cleanups(logger)
   try {
     if (config.devCerts) {
       const { created } = await initDevPki(certDir)
       if (created.length > 0) logger.info({ created }, 'dev certificates created')
     }
     requireFiles(config)
-
     let url = config.databaseUrl
     if (url === undefined) {
       cleanups.push(lockDataDir(config.dataDir))
@@ -55,24 +67,61 @@ export async function startGateway (config: GatewayConfig, logger: Logger, certD
       cleanups.push(() => embedded.stop())
       url = embedded.url
     }
-    const store: Store = openStore({ url, newId: uuidv7, logger, maxConnections: config.database.poolSize, statementTimeoutMs: config.database.statementTimeoutMs })
-    cleanups.push(() => store.close())
-    await store.migrate()
-
+    const store = openStore({ url, newId: uuidv7, logger })
     let createdAdminKey: string | null = null
-    if (await store.apiKeys.count() === 0) {
-      const admin = await store.apiKeys.create('admin', ['admin'])
-      createdAdminKey = admin.key
-      fs.mkdirSync(config.dataDir, { recursive: true })
-      fs.writeFileSync(path.join(config.dataDir, 'admin.key'), admin.key + '\n', { mode: 0o600 })
+    try {
+      await store.migrate()
+      if (await store.apiKeys.count() === 0) {
+        const admin = await store.apiKeys.create('admin', ['admin'])
+        createdAdminKey = admin.key
+        fs.mkdirSync(config.dataDir, { recursive: true })
+        fs.writeFileSync(path.join(config.dataDir, 'admin.key'), admin.key + '\n', { mode: 0o600 })
+      }
+    } finally {
+      await store.close()
     }
-
-    const gateway = await buildGateway(config, { store, logger })
-    cleanups.push(() => gateway.close())
-    const ports = await gateway.listen()
-    return { gateway, ...ports, createdAdminKey, stop: undo }
+    return { databaseUrl: url, createdAdminKey, stop: () => cleanups.run() }
   } catch (err) {
-    await undo()
+    await cleanups.run()
+    throw err
+  }
+}
+
+/** One gateway process on a prepared deployment: build, then listen. */
+export async function startGatewayProcess (config: GatewayConfig, logger: Logger, databaseUrl: string): Promise<{ gateway: Gateway, store: Store, mqttPort: number, httpPort: number }> {
+  const store: Store = openStore({ url: databaseUrl, newId: uuidv7, logger, maxConnections: config.database.poolSize, statementTimeoutMs: config.database.statementTimeoutMs })
+  try {
+    const gateway = await buildGateway(config, { store, logger })
+    try {
+      return { gateway, store, ...await gateway.listen() }
+    } catch (err) {
+      await gateway.close()
+      throw err
+    }
+  } catch (err) {
+    await store.close()
+    throw err
+  }
+}
+
+/** What `vgw start` does with one process: prepare, then run the gateway here. */
+export async function startGateway (config: GatewayConfig, logger: Logger, certDir: string): Promise<RunningGateway> {
+  const prepared = await prepareDeployment(config, logger, certDir)
+  try {
+    const running = await startGatewayProcess(config, logger, prepared.databaseUrl)
+    return {
+      gateway: running.gateway,
+      mqttPort: running.mqttPort,
+      httpPort: running.httpPort,
+      createdAdminKey: prepared.createdAdminKey,
+      async stop () {
+        await running.gateway.close()
+        await running.store.close()
+        await prepared.stop()
+      }
+    }
+  } catch (err) {
+    await prepared.stop()
     throw err
   }
 }
