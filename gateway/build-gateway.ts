@@ -10,7 +10,7 @@ import type { GatewayConfig } from './config.ts'
 import { Dispatcher } from './downlink/dispatcher.ts'
 import { ExpiryJob } from './downlink/expiry-job.ts'
 import { createVehicleEdge, type VehicleEdge } from './edge/vehicle-edge.ts'
-import { EventHub } from './events/event-hub.ts'
+import { EventHub, type StreamEvent } from './events/event-hub.ts'
 import { RetentionJob } from './lifecycle/retention-job.ts'
 
 export interface GatewayDeps {
@@ -77,7 +77,8 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
         deps.store.campaigns.vinsAmong(campaignId, here).then(
           (vins) => { for (const vin of vins) dispatcher?.notify(vin) },
           (err: unknown) => logger.warn({ err, campaignId }, 'campaign dispatch deferred to the next connection'))
-      }
+      },
+      events: (bodies) => hub.deliver(bodies as Array<Omit<StreamEvent, 'seq'>>)
     },
     acknowledge: (vin, ack) => transitions.add({
       messageId: ack.correlationId, vin, status: 'acknowledged', ackStatus: ack.ackStatus, at: new Date(now()), logId: newId()
@@ -97,6 +98,8 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       crl: fs.readFileSync(config.tls.crl)
     }
   })
+  // In cluster mode every gateway's stream carries every gateway's events.
+  if (config.redisUrl !== undefined) hub.useBroadcast((bodies) => edge.broadcastEvents(bodies))
   const dispatch = new Dispatcher({
     store: deps.store, transitions, publishToVehicle: edge.publishToVehicle, now, newId, logger: logger.child({ part: 'dispatcher' }), window: config.downlink.window
   })
@@ -115,6 +118,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     downlink: config.downlink,
     notify: (vin) => edge.announceDownlink(vin),
     announceCampaign: (campaignId) => edge.announceCampaign(campaignId),
+    clustered: config.redisUrl !== undefined,
     notReadyReason: async () => {
       if (closing) return 'the gateway is shutting down'
       if (!edge.server.listening) return 'the MQTT listener is not up'

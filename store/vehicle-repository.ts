@@ -1,4 +1,4 @@
-import { eq, sql } from 'drizzle-orm'
+import { and, eq, sql } from 'drizzle-orm'
 import type { NodePgDatabase } from 'drizzle-orm/node-postgres'
 import { vehicles } from './schema/tables.ts'
 import { translateError } from './store-errors.ts'
@@ -48,9 +48,14 @@ export class VehicleRepository {
     }
   }
 
-  async recordDisconnect (vin: string, at: Date): Promise<void> {
+  /**
+   * Records the end of the session that connected at `sessionConnectedAt`, unless a newer
+   * session (on another gateway of a cluster, say) has connected since.
+   */
+  async recordDisconnect (vin: string, at: Date, sessionConnectedAt: Date): Promise<void> {
     try {
-      await this.#orm.update(vehicles).set({ lastSeenAt: at, lastDisconnectedAt: at }).where(eq(vehicles.vin, vin))
+      await this.#orm.update(vehicles).set({ lastSeenAt: at, lastDisconnectedAt: at })
+        .where(and(eq(vehicles.vin, vin), eq(vehicles.lastConnectedAt, sessionConnectedAt)))
     } catch (err) {
       throw translateError(err)
     }

@@ -26,6 +26,7 @@ export interface HttpAppDeps extends HealthDeps {
   downlink: { defaultTtlSeconds: number, maxTtlSeconds: number }
   notify: (vin: string) => void
   announceCampaign: (campaignId: string) => void
+  clustered: boolean
 }
 
 /** The REST API and stream (DESIGN §5), built but not listening. Its OpenAPI document is served at /docs. */
@@ -49,7 +50,7 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } })
   app.addHook('onRequest', bearerAuth(deps.store))
   await app.register(healthRoutes, { notReadyReason: deps.notReadyReason })
-  await app.register(vehicleRoutes, { store: deps.store, connections: deps.connections, now: deps.now })
+  await app.register(vehicleRoutes, { store: deps.store, connections: deps.connections, now: deps.now, clustered: deps.clustered })
   const messageDeps = { store: deps.store, hub: deps.hub, limits: deps.limits, ...deps.downlink, now: deps.now, newId: deps.newId }
   await app.register(messageRoutes, { ...messageDeps, notify: deps.notify })
   await app.register(campaignRoutes, { ...messageDeps, announceCampaign: deps.announceCampaign })

@@ -32,6 +32,8 @@ export interface EdgeObserver {
   downlinkWaiting(vin: string): void
   /** Some gateway of the cluster queued a campaign. */
   campaignQueued(campaignId: string): void
+  /** Stream events committed by some gateway of the cluster (cluster mode only). */
+  events(bodies: unknown[]): void
 }
 
 export interface VehicleEdgeDeps {
@@ -65,6 +67,8 @@ export interface VehicleEdge {
   announceDownlink(vin: string): void
   /** Tells every gateway of the cluster that a campaign was queued. */
   announceCampaign(campaignId: string): void
+  /** Sends committed stream events to every gateway of the cluster. */
+  broadcastEvents(bodies: unknown[]): void
   /** Closes every vehicle connection (they reconnect elsewhere). */
   disconnectAll(): Promise<void>
   close(): Promise<void>
@@ -88,6 +92,7 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
   const { log, ctx, logger } = deps
   const identities = new WeakMap<object, DeviceIdentity>()
   const wantsWill = new WeakMap<object, boolean>()
+  const connectedAt = new WeakMap<object, Date>()
   const connections = new ConnectionRegistry()
 
   const recordSecurity = (who: { vin: string, market: string | null, fingerprint: string | null, remoteAddress: string }, code: ErrorCode, type: string, detail: string, extra?: Record<string, unknown>): void => {
@@ -131,7 +136,9 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
         recordSecurity(who, 'GW_ERR_WILL_DENIED', 'will.denied', 'CONNECT carried a will message')
         return done(refusal('GW_ERR_WILL_DENIED', CONNACK_NOT_AUTHORIZED), false)
       }
-      deps.store.vehicles.recordConnect(who.vin, who.market, who.fingerprint, new Date(ctx.now())).then(
+      const at = new Date(ctx.now())
+      connectedAt.set(client, at)
+      deps.store.vehicles.recordConnect(who.vin, who.market, who.fingerprint, at).then(
         () => done(null, true),
         (err: unknown) => {
           logger.error({ err, vin: who.vin }, 'connect refused: store unavailable')
@@ -217,7 +224,7 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
     logger.info({ vin: who.vin }, 'vehicle disconnected')
     log.add(connectionEvent(ctx, who, 'disconnect', { clientId: client.id }))
       .catch((err: unknown) => logger.error({ err, vin: who.vin }, 'disconnect event not recorded'))
-    deps.store.vehicles.recordDisconnect(who.vin, new Date(ctx.now()))
+    deps.store.vehicles.recordDisconnect(who.vin, new Date(ctx.now()), connectedAt.get(client) ?? new Date(0))
       .catch((err: unknown) => logger.warn({ err, vin: who.vin }, 'disconnect time not recorded'))
   })
   broker.on('subscribe', (subscriptions, client) => {
@@ -237,8 +244,18 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
   })
   // Announcements between the gateways of a cluster ride Aedes' own bus (Redis in cluster
   // mode); vehicles can neither publish nor subscribe `$` topics.
-  const announce = (topic: string): void => {
-    broker.publish({ cmd: 'publish', topic, payload: Buffer.alloc(0), qos: 0, retain: false, dup: false }, () => undefined)
+  const announce = (topic: string, payload: Buffer = Buffer.alloc(0)): void => {
+    broker.publish({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false }, () => undefined)
+  }
+  if (deps.redisUrl !== undefined) {
+    await new Promise<void>((resolve) => broker.subscribe('$vgw/events', (packet, cb) => {
+      try {
+        deps.observer.events(JSON.parse(Buffer.from(packet.payload as Buffer).toString('utf8')) as unknown[])
+      } catch (err) {
+        logger.warn({ err }, 'unreadable stream events from the cluster')
+      }
+      cb()
+    }, resolve))
   }
   await new Promise<void>((resolve) => broker.subscribe('$vgw/downlink/+', (packet, cb) => {
     deps.observer.downlinkWaiting(packet.topic.slice('$vgw/downlink/'.length))
@@ -301,6 +318,7 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
     publishToVehicle,
     announceDownlink: (vin) => announce(`$vgw/downlink/${vin}`),
     announceCampaign: (campaignId) => announce(`$vgw/campaign/${campaignId}`),
+    broadcastEvents: (bodies) => announce('$vgw/events', Buffer.from(JSON.stringify(bodies))),
     disconnectAll,
     async close () {
       // server.close() calls back only when every connection has ended: stop accepting first, then close the vehicles.

@@ -49,15 +49,34 @@ export class EventHub {
     this.#seq = now() * 1000
   }
 
+  #broadcast: ((bodies: Array<Omit<StreamEvent, 'seq'>>) => void) | null = null
+
+  /** Cluster mode: events go to every gateway's hub through this, and come back through deliver(). */
+  useBroadcast (broadcast: (bodies: Array<Omit<StreamEvent, 'seq'>>) => void): void {
+    this.#broadcast = broadcast
+  }
+
   publishRecords (records: readonly TransactionRecord[]): void {
-    for (const r of records) this.publish(eventOf(r))
+    if (records.length > 0) this.#emit(records.map(eventOf))
   }
 
   publish (body: Omit<StreamEvent, 'seq'>): void {
-    const event = { seq: ++this.#seq, ...body } as StreamEvent
-    this.#ring.push(event)
-    if (this.#ring.length > this.#retain) this.#ring.splice(0, this.#ring.length - this.#retain)
-    for (const { filter, listener } of this.#listeners) if (matches(event, filter)) listener(event)
+    this.#emit([body])
+  }
+
+  #emit (bodies: Array<Omit<StreamEvent, 'seq'>>): void {
+    if (this.#broadcast !== null) this.#broadcast(bodies)
+    else this.deliver(bodies)
+  }
+
+  /** Numbers events and hands them to this gateway's clients. */
+  deliver (bodies: ReadonlyArray<Omit<StreamEvent, 'seq'>>): void {
+    for (const body of bodies) {
+      const event = { seq: ++this.#seq, ...body } as StreamEvent
+      this.#ring.push(event)
+      if (this.#ring.length > this.#retain) this.#ring.splice(0, this.#ring.length - this.#retain)
+      for (const { filter, listener } of this.#listeners) if (matches(event, filter)) listener(event)
+    }
   }
 
   /** Events after `since` that are still retained, and whether some after `since` are gone. */

@@ -79,7 +79,27 @@ if (redis === 'fail') {
       const id = await send(b, 'after the move')
       const [got] = await onA.box.next(1)
       t.equal(got?.messageId, id, 'and messages follow it to A')
+      const view = await fetch(`http://127.0.0.1:${b.httpPort}/v1/vehicles/${VIN}`, { headers: { authorization: `Bearer ${admin.key}` } })
+      t.match(await view.json(), { connected: true }, 'B knows the vehicle is connected, to A')
       onA.car.end(true)
+    })
+
+    await t.test('the stream of either gateway carries events committed by both', async (t) => {
+      const WebSocket = (await import('ws')).default
+      const other = 'WVWZZZ1JZXW001001'
+      await store.vehicles.register(other, 'DE', new Date())
+      const ws = new WebSocket(`ws://127.0.0.1:${a.httpPort}/v1/stream?vin=${other}&kind=MESSAGE`, { headers: { authorization: `Bearer ${admin.key}` } })
+      const events: Array<{ messageId: string, status: string }> = []
+      ws.on('message', (d) => events.push(JSON.parse(String(d)) as { messageId: string, status: string }))
+      await new Promise((resolve) => ws.once('open', resolve))
+      const res = await fetch(`http://127.0.0.1:${b.httpPort}/v1/vehicles/${other}/messages`, {
+        method: 'POST', headers: { authorization: `Bearer ${admin.key}`, 'content-type': 'application/json' }, body: '{"type":"service.reminder","payload":"seen on A"}'
+      })
+      const { id } = await res.json() as { id: string }
+      const deadline = Date.now() + 5000
+      while (!events.some((e) => e.messageId === id && e.status === 'queued') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+      t.ok(events.some((e) => e.messageId === id && e.status === 'queued'), 'A streams the queued event B committed')
+      ws.close()
     })
 
     await t.test('a vehicle moving from A to B gets what was queued meanwhile; killing B sends it back to A with its messages', async (t) => {

@@ -8,6 +8,8 @@ export interface VehicleRoutesDeps {
   store: Store
   connections: ConnectionRegistry
   now: () => number
+  /** Cluster mode: a vehicle may be connected to another gateway, as the database records. */
+  clustered: boolean
 }
 
 const vinParams = {
@@ -38,10 +40,11 @@ export async function vehicleRoutes (app: FastifyInstance, deps: VehicleRoutesDe
     if (row === null) throw new GatewayError('GW_ERR_VEHICLE_NOT_FOUND', `no vehicle ${vin} has connected or been registered`)
     const live = deps.connections.get(vin)
     const messages = await deps.store.messages.vehicleSummary(vin, new Date(deps.now()))
+    const elsewhere = deps.clustered && row.lastConnectedAt !== null && (row.lastDisconnectedAt === null || row.lastConnectedAt > row.lastDisconnectedAt)
     return {
       vin: row.vin,
       known: true,
-      connected: live !== undefined,
+      connected: live !== undefined || elsewhere,
       connectedSince: live?.since.toISOString() ?? null,
       market: row.market,
       certFingerprint: row.certFingerprint,
