@@ -77,7 +77,8 @@ t.test('the database away for a while: PUBACKs wait, /ready and REST say why, ev
   t.ok(pumps.every((p) => p.acked.size > 0), 'uplinks flow')
   await s.stopDb()
   const downAt = Date.now()
-  await sleep(1500)
+  // VGW_TEST_OUTAGE_MS=60000 rehearses a failover-length outage; the suite uses a short one.
+  await sleep(Number(process.env.VGW_TEST_OUTAGE_MS ?? 1500))
   const ready = await s.api('/ready')
   t.equal(ready.status, 503)
   t.match(ready.body, { error: { code: 'GW_ERR_NOT_READY', message: /database/ } })
