@@ -4,20 +4,14 @@ import { v7 as uuidv7 } from 'uuid'
 import { openStore } from '../../store/index.ts'
 import { testDatabaseUrl } from '../helpers/database.ts'
 import { inbox } from '../helpers/downlink.ts'
-import { ROOT, signalGroup, spawnGateway, type GatewayProcess } from '../helpers/gateway-process.ts'
+import { ROOT, gatewayEnv, signalGroup, spawnGateway, type GatewayProcess } from '../helpers/gateway-process.ts'
 import { testPki } from '../helpers/pki.ts'
 import { closed, connectVehicle } from '../helpers/vehicle.ts'
-import { REDIS_MISSING, REDIS_URL, redisAvailability } from '../helpers/redis.ts'
+import { REDIS_URL, requireRedis } from '../helpers/redis.ts'
 
 const VIN = 'WVWZZZ1JZXW001000'
 
-const redis = await redisAvailability()
-if (redis === 'fail') {
-  t.fail(REDIS_MISSING)
-} else if (redis === 'skip') {
-  t.comment(`SKIPPED: ${REDIS_MISSING}`)
-  t.pass('cluster tests skipped: no Redis (see README, Tests)')
-} else {
+if (await requireRedis(t, 'cluster tests')) {
   t.test('two gateways on one PostgreSQL and one Redis serve one fleet', async (t) => {
     const url = await testDatabaseUrl(t)
     const store = openStore({ url, newId: uuidv7 })
@@ -25,18 +19,7 @@ if (redis === 'fail') {
     await store.migrate()
     const admin = await store.apiKeys.create('admin', ['admin'])
     const pki = await testPki(t)
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      DATABASE_URL: url,
-      VGW_REDIS_URL: REDIS_URL,
-      VGW_HOST: '127.0.0.1',
-      VGW_MQTT_PORT: '0',
-      VGW_HTTP_PORT: '0',
-      VGW_TLS_CA: pki.paths.caCert,
-      VGW_TLS_CERT: pki.paths.serverCert,
-      VGW_TLS_KEY: pki.paths.serverKey,
-      VGW_TLS_CRL: pki.paths.crl
-    }
+    const env = gatewayEnv(pki.paths, { DATABASE_URL: url, VGW_REDIS_URL: REDIS_URL })
     const start = async (): Promise<GatewayProcess> => {
       const gw = await spawnGateway(process.execPath, [path.join(ROOT, 'bin/vgw.js'), 'start'], env)
       t.teardown(async () => {

@@ -4,9 +4,9 @@ import { v7 as uuidv7 } from 'uuid'
 import { defaultFleetOptions, runFleet, type FleetOptions, type Scenario } from '../../simulators/index.ts'
 import { openStore } from '../../store/index.ts'
 import { testDatabaseUrl } from '../helpers/database.ts'
-import { ROOT, signalGroup, spawnGateway, type GatewayProcess } from '../helpers/gateway-process.ts'
+import { ROOT, gatewayEnv, signalGroup, spawnGateway, type GatewayProcess } from '../helpers/gateway-process.ts'
 import { testPki, type TestPki } from '../helpers/pki.ts'
-import { REDIS_MISSING, REDIS_URL, redisAvailability } from '../helpers/redis.ts'
+import { REDIS_URL, requireRedis } from '../helpers/redis.ts'
 import { tcpBalancer, type Balancer } from '../helpers/tcp-balancer.ts'
 
 interface Cluster {
@@ -26,19 +26,7 @@ async function cluster (t: Test): Promise<Cluster> {
   await store.migrate()
   const admin = await store.apiKeys.create('admin', ['admin'])
   const pki = await testPki(t)
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    DATABASE_URL: url,
-    VGW_REDIS_URL: REDIS_URL,
-    VGW_HOST: '127.0.0.1',
-    VGW_MQTT_PORT: '0',
-    VGW_HTTP_PORT: '0',
-    VGW_TLS_CA: pki.paths.caCert,
-    VGW_TLS_CERT: pki.paths.serverCert,
-    VGW_TLS_KEY: pki.paths.serverKey,
-    VGW_TLS_CRL: pki.paths.crl,
-    VGW_SHUTDOWN_TIMEOUT_MS: '10000'
-  }
+  const env = gatewayEnv(pki.paths, { DATABASE_URL: url, VGW_REDIS_URL: REDIS_URL, VGW_SHUTDOWN_TIMEOUT_MS: '10000' })
   const start = async (): Promise<GatewayProcess> => {
     const gw = await spawnGateway(process.execPath, [path.join(ROOT, 'bin/vgw.js'), 'start'], env)
     t.teardown(async () => {
@@ -71,13 +59,7 @@ function fleetOptions (c: Cluster, over: Partial<FleetOptions>): FleetOptions {
   }
 }
 
-const redis = await redisAvailability()
-if (redis === 'fail') {
-  t.fail(REDIS_MISSING)
-} else if (redis === 'skip') {
-  t.comment(`SKIPPED: ${REDIS_MISSING}`)
-  t.pass('rolling-restart tests skipped: no Redis (see README, Tests)')
-} else {
+if (await requireRedis(t, 'rolling-restart tests')) {
   t.test('a rolling restart of two gateways loses nothing and fails no REST call the client would not retry', async (t) => {
     const c = await cluster(t)
     const restart = async (i: number): Promise<void> => {

@@ -4,18 +4,12 @@ import { v7 as uuidv7 } from 'uuid'
 import { openStore } from '../../store/index.ts'
 import { testDatabaseUrl } from '../helpers/database.ts'
 import { inbox } from '../helpers/downlink.ts'
-import { ROOT, signalGroup, spawnGateway } from '../helpers/gateway-process.ts'
+import { ROOT, gatewayEnv, signalGroup, spawnGateway } from '../helpers/gateway-process.ts'
 import { testPki } from '../helpers/pki.ts'
-import { REDIS_MISSING, REDIS_URL, redisAvailability } from '../helpers/redis.ts'
+import { REDIS_URL, requireRedis } from '../helpers/redis.ts'
 import { connectVehicle } from '../helpers/vehicle.ts'
 
-const redis = await redisAvailability()
-if (redis === 'fail') {
-  t.fail(REDIS_MISSING)
-} else if (redis === 'skip') {
-  t.comment(`SKIPPED: ${REDIS_MISSING}`)
-  t.pass('--workers tests skipped: no Redis (see README, Tests)')
-} else {
+if (await requireRedis(t, '--workers tests')) {
   t.test('vgw start --workers 2 runs two gateway processes on the same ports, serving one fleet', async (t) => {
     const url = await testDatabaseUrl(t)
     const store = openStore({ url, newId: uuidv7 })
@@ -23,18 +17,7 @@ if (redis === 'fail') {
     await store.migrate()
     const admin = await store.apiKeys.create('admin', ['admin'])
     const pki = await testPki(t)
-    const gw = await spawnGateway(process.execPath, [path.join(ROOT, 'bin/vgw.js'), 'start', '--workers', '2'], {
-      ...process.env,
-      DATABASE_URL: url,
-      VGW_REDIS_URL: REDIS_URL,
-      VGW_HOST: '127.0.0.1',
-      VGW_MQTT_PORT: '0',
-      VGW_HTTP_PORT: '0',
-      VGW_TLS_CA: pki.paths.caCert,
-      VGW_TLS_CERT: pki.paths.serverCert,
-      VGW_TLS_KEY: pki.paths.serverKey,
-      VGW_TLS_CRL: pki.paths.crl
-    })
+    const gw = await spawnGateway(process.execPath, [path.join(ROOT, 'bin/vgw.js'), 'start', '--workers', '2'], gatewayEnv(pki.paths, { DATABASE_URL: url, VGW_REDIS_URL: REDIS_URL }))
     t.teardown(() => signalGroup(gw, 'SIGKILL'))
     const deadline = Date.now() + 30_000
     while (!gw.output.some((l) => l.startsWith('vgw ready: 2 gateway processes')) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100))

@@ -6,7 +6,7 @@ import pg from 'pg'
 import t from 'tap'
 import { encodeEnvelope, parseEnvelope } from '../../protocol/index.ts'
 import { runningEmbeddedUrl } from '../../store/index.ts'
-import { ROOT, spawnGateway } from '../helpers/gateway-process.ts'
+import { ROOT, gatewayEnv, spawnGateway } from '../helpers/gateway-process.ts'
 import { testPki, type VehicleCredentials } from '../helpers/pki.ts'
 import { envelope } from '../helpers/vehicle.ts'
 
@@ -23,21 +23,13 @@ t.test('SIGKILL mid-stream loses nothing that was acknowledged, and stores nothi
   const pki = await testPki(t)
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vgw-crash-'))
   fs.chmodSync(dataDir, 0o755)
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
+  const env = gatewayEnv(pki.paths, {
     DATABASE_URL: '', // the default path: embedded PostgreSQL, which the kill leaves orphaned
     VGW_DATA_DIR: dataDir,
-    VGW_HOST: '127.0.0.1',
-    VGW_MQTT_PORT: '0',
-    VGW_HTTP_PORT: '0',
-    VGW_TLS_CA: pki.paths.caCert,
-    VGW_TLS_CERT: pki.paths.serverCert,
-    VGW_TLS_KEY: pki.paths.serverKey,
-    VGW_TLS_CRL: pki.paths.crl,
     // Slow, large batches: a PUBACK sent before its commit would then surely be lost by the kill.
     VGW_BATCH_MAX_DELAY_MS: '100',
     VGW_BATCH_MAX_SIZE: '10000'
-  }
+  })
   const creds = await Promise.all(VINS.map((vin) => pki.vehicle(vin)))
   const first = await spawnGateway(process.execPath, [path.join(ROOT, 'bin/vgw.js'), 'start'], env)
 
@@ -115,18 +107,7 @@ t.test('SIGKILL after a 202 and before delivery: the message is delivered after 
   const pki = await testPki(t)
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vgw-crash-down-'))
   fs.chmodSync(dataDir, 0o755)
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    DATABASE_URL: '',
-    VGW_DATA_DIR: dataDir,
-    VGW_HOST: '127.0.0.1',
-    VGW_MQTT_PORT: '0',
-    VGW_HTTP_PORT: '0',
-    VGW_TLS_CA: pki.paths.caCert,
-    VGW_TLS_CERT: pki.paths.serverCert,
-    VGW_TLS_KEY: pki.paths.serverKey,
-    VGW_TLS_CRL: pki.paths.crl
-  }
+  const env = gatewayEnv(pki.paths, { DATABASE_URL: '', VGW_DATA_DIR: dataDir })
   const vin = VINS[0] as string
   const first = await spawnGateway(process.execPath, [path.join(ROOT, 'bin/vgw.js'), 'start'], env)
   const key = fs.readFileSync(path.join(dataDir, 'admin.key'), 'utf8').trim()

@@ -56,3 +56,18 @@ export async function spawnGateway (command: string, args: string[], env: NodeJS
     })
   })
 }
+
+/** The environment of a gateway process under test: its PKI's files, loopback, ports 0. */
+export function gatewayEnv (paths: { caCert: string, serverCert: string, serverKey: string, crl: string }, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    VGW_HOST: '127.0.0.1',
+    VGW_MQTT_PORT: '0',
+    VGW_HTTP_PORT: '0',
+    VGW_TLS_CA: paths.caCert,
+    VGW_TLS_CERT: paths.serverCert,
+    VGW_TLS_KEY: paths.serverKey,
+    VGW_TLS_CRL: paths.crl,
+    ...extra
+  }
+}

@@ -22,3 +22,14 @@ export async function redisAvailability (): Promise<'available' | 'fail' | 'skip
 }
 
 export const REDIS_MISSING = `cluster tests need Redis at ${REDIS_URL}: start redis-server (or set VGW_TEST_REDIS_URL)`
+
+/** True when the Redis tests may run; otherwise fails (CI) or records the skip with what to start. */
+export async function requireRedis (t: { fail(message: string): void, comment(message: string): void, pass(message: string): void }, what: string): Promise<boolean> {
+  const availability = await redisAvailability()
+  if (availability === 'fail') t.fail(REDIS_MISSING)
+  if (availability === 'skip') {
+    t.comment(`SKIPPED: ${REDIS_MISSING}`)
+    t.pass(`${what} skipped: no Redis (see README, Tests)`)
+  }
+  return availability === 'available'
+}
