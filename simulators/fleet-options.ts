@@ -12,6 +12,7 @@ export interface FleetOptions {
   messages: number | null
   markets: Array<{ market: string, weight: number }>
   mqttUrl: string
+  /** The gateway's REST API; empty: no backend (no registration, downlinks or stream), for plain brokers in benchmarks. */
   apiUrl: string
   apiKey: string
   /** Where the dev CA lives (its ca.crt also verifies the gateway). */

@@ -73,11 +73,12 @@ export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Pro
     return { vin: fleetVin(market, opts.firstVehicle + i), market }
   })
   const t0 = performance.now()
-  await registerAll(opts, vehicles)
+  const withBackend = opts.apiUrl !== ''
+  if (withBackend) await registerAll(opts, vehicles)
   const registerSeconds = (performance.now() - t0) / 1000
 
   const backend = new BackendSimulator(opts.apiUrl, opts.apiKey, vehicles.map((v) => v.vin), opts.downlinkTtlSeconds)
-  await backend.openStream()
+  if (withBackend) await backend.openStream()
 
   const workerCount = Math.max(1, Math.min(opts.workers, opts.vehicles))
   const slices: Array<Array<{ vin: string, market: string }>> = Array.from({ length: workerCount }, () => [])
@@ -162,7 +163,7 @@ export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Pro
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
     if (Date.now() - loadStart >= opts.durationMs || failures.length > 0) return
-    backend.start(opts.downlinkRate, multiplier)
+    if (withBackend) backend.start(opts.downlinkRate, multiplier)
     scheduleScenario(opts.durationMs - (Date.now() - loadStart))
   })()
 
@@ -218,7 +219,7 @@ export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Pro
     downlinks: [...backend.sent.entries()].map(([id, s]) => ({ id, vin: s.vin, vehicleOnline: online.get(s.vin) === true, answer: answers.get(id) ?? null }))
   }
   let verification: VerificationResult | null = null
-  if (opts.verify) {
+  if (opts.verify && withBackend) {
     await hooks.beforeVerify?.(verificationInput)
     verification = await verifyFleet(verificationInput, opts.apiKey)
   }
