@@ -81,7 +81,18 @@ export class GuardedConnection extends Duplex {
     this.socket.resume()
   }
 
+  #corked = false
+
   override _write (chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    // Packets written in one tick (PUBACKs of one commit) leave in one TLS record and one syscall.
+    if (!this.#corked) {
+      this.#corked = true
+      this.socket.cork()
+      process.nextTick(() => {
+        this.#corked = false
+        this.socket.uncork()
+      })
+    }
     this.socket.write(chunk, callback)
   }
 

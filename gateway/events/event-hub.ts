@@ -28,8 +28,8 @@ export function eventOf (r: TransactionRecord): Omit<StreamEvent, 'seq'> {
   const event = r.direction === 'up'
     ? 'uplink'
     : r.kind === 'CONNECTION' ? 'connection' : r.kind === 'SECURITY' ? 'security' : r.kind === 'MESSAGE' ? 'message.status' : 'downlink'
-  // The stream carries the row without its bytes; the REST API has them.
-  const { payloadBase64: _payload, rawBase64: _raw, ...fields } = transactionView(r)
+  // The stream carries the row without its bytes (the REST API has them), so none are decoded here.
+  const { payloadBase64: _payload, rawBase64: _raw, ...fields } = transactionView({ ...r, raw: null })
   return { event, ...fields, vin: r.vin, kind: r.kind, type: r.type }
 }
 
@@ -40,12 +40,16 @@ export function eventOf (r: TransactionRecord): Omit<StreamEvent, 'seq'> {
  */
 export class EventHub {
   readonly #retain: number
-  readonly #ring: StreamEvent[] = []
+  // A circular buffer of the last `retain` events: O(1) per event, however many are kept.
+  readonly #ring: Array<StreamEvent | undefined>
+  #head = 0
+  #size = 0
   readonly #listeners = new Set<{ filter: StreamFilter, listener: Listener }>()
   #seq: number
 
   constructor (retain: number, now: () => number) {
     this.#retain = retain
+    this.#ring = new Array<StreamEvent | undefined>(retain)
     this.#seq = now() * 1000
   }
 
@@ -73,17 +77,27 @@ export class EventHub {
   deliver (bodies: ReadonlyArray<Omit<StreamEvent, 'seq'>>): void {
     for (const body of bodies) {
       const event = { seq: ++this.#seq, ...body } as StreamEvent
-      this.#ring.push(event)
-      if (this.#ring.length > this.#retain) this.#ring.splice(0, this.#ring.length - this.#retain)
+      if (this.#retain > 0) {
+        this.#ring[(this.#head + this.#size) % this.#retain] = event
+        if (this.#size < this.#retain) this.#size++
+        else this.#head = (this.#head + 1) % this.#retain
+      }
       for (const { filter, listener } of this.#listeners) if (matches(event, filter)) listener(event)
     }
   }
 
+  #retained (): StreamEvent[] {
+    const out: StreamEvent[] = []
+    for (let i = 0; i < this.#size; i++) out.push(this.#ring[(this.#head + i) % this.#retain] as StreamEvent)
+    return out
+  }
+
   /** Events after `since` that are still retained, and whether some after `since` are gone. */
   replay (since: number, filter: StreamFilter): { events: StreamEvent[], gap: boolean, oldestSeq: number | null } {
-    const oldest = this.#ring[0]?.seq ?? null
+    const kept = this.#retained()
+    const oldest = kept[0]?.seq ?? null
     const gap = oldest !== null ? since < oldest - 1 : since < this.#seq
-    return { events: this.#ring.filter((e) => e.seq > since && matches(e, filter)), gap, oldestSeq: oldest }
+    return { events: kept.filter((e) => e.seq > since && matches(e, filter)), gap, oldestSeq: oldest }
   }
 
   subscribe (filter: StreamFilter, listener: Listener): () => void {
