@@ -6,7 +6,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { initDevPki } from '../certs/index.ts'
-import { defaultFleetOptions, runFleet, type FleetOptions, type Progress } from '../simulators/index.ts'
+import { defaultFleetOptions, runFleet, type FleetOptions } from '../simulators/index.ts'
 import { startBareAedes, startMosquittoTarget, startVgw, usage, type Target } from './targets.ts'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -53,10 +53,8 @@ function options (target: Target, over: Partial<FleetOptions>): FleetOptions {
 /** Runs a fleet and measures over the steady part: from when every vehicle is connected to the end. */
 async function measure (scenario: string, target: Target, opts: FleetOptions): Promise<Row> {
   let steady: { at: number, acked: number, sent: number, cpu: number } | null = null
-  let last: Progress | null = null
   const report = await runFleet(opts, {
     onProgress: (p) => {
-      last = p
       if (steady === null && p.counters.connected >= opts.vehicles) {
         steady = { at: Date.now(), acked: p.counters.uplinkAcked, sent: p.counters.uplinkSent, cpu: usage(target.pids()).cpuSeconds }
       }
@@ -65,7 +63,6 @@ async function measure (scenario: string, target: Target, opts: FleetOptions): P
   const end = { at: Date.now(), acked: report.counters.uplinkAcked, sent: report.counters.uplinkSent, cpu: usage(target.pids()).cpuSeconds }
   const s = steady as { at: number, acked: number, sent: number, cpu: number } | null
   const seconds = s === null ? report.durationSeconds : (end.at - s.at) / 1000
-  void last
   return {
     scenario,
     target: target.name,
