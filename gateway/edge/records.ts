@@ -13,6 +13,12 @@ const BLANK = {
   ackStatus: null, ackReason: null, errorCode: null, raw: null, details: null
 } as const
 
+/** A row about `who`, happening now: id, times, vehicle and market. */
+function happeningNow (ctx: RecordContext, who: { vin: string, market: string | null }): Pick<TransactionRecord, 'id' | 'occurredAt' | 'receivedAt' | 'vin' | 'market'> {
+  const now = ctx.now()
+  return { id: ctx.newId(), occurredAt: new Date(now), receivedAt: new Date(now), vin: who.vin, market: who.market }
+}
+
 // PostgreSQL text and jsonb cannot hold NUL: details quote vehicle input, so scrub it.
 export function scrubNul (text: string): string {
   return text.replaceAll('\u0000', '\uFFFD')
@@ -46,14 +52,9 @@ export function acceptedUplink (ctx: RecordContext, who: DeviceIdentity, e: Enve
 
 /** A rejected uplink keeps its raw bytes and code; only fields that passed validation are copied. */
 export function rejectedUplink (ctx: RecordContext, who: DeviceIdentity, code: ErrorCode, detail: string, raw: Uint8Array, messageId: string | null): TransactionRecord {
-  const now = ctx.now()
   return {
     ...BLANK,
-    id: ctx.newId(),
-    occurredAt: new Date(now),
-    receivedAt: new Date(now),
-    vin: who.vin,
-    market: who.market,
+    ...happeningNow(ctx, who),
     direction: 'up',
     kind: 'KIND_UNSPECIFIED',
     messageId,
@@ -65,14 +66,9 @@ export function rejectedUplink (ctx: RecordContext, who: DeviceIdentity, code: E
 }
 
 export function errorNotice (ctx: RecordContext, who: DeviceIdentity, notice: Envelope, raw: Uint8Array): TransactionRecord {
-  const now = ctx.now()
   return {
     ...BLANK,
-    id: ctx.newId(),
-    occurredAt: new Date(now),
-    receivedAt: new Date(now),
-    vin: who.vin,
-    market: who.market,
+    ...happeningNow(ctx, who),
     direction: 'down',
     kind: notice.kind,
     type: notice.type,
@@ -89,14 +85,9 @@ export function errorNotice (ctx: RecordContext, who: DeviceIdentity, notice: En
 export type ConnectionEvent = 'connect' | 'disconnect'
 
 export function connectionEvent (ctx: RecordContext, who: DeviceIdentity, event: ConnectionEvent, extra: Record<string, unknown> = {}): TransactionRecord {
-  const now = ctx.now()
   return {
     ...BLANK,
-    id: ctx.newId(),
-    occurredAt: new Date(now),
-    receivedAt: new Date(now),
-    vin: who.vin,
-    market: who.market,
+    ...happeningNow(ctx, who),
     direction: 'system',
     kind: 'CONNECTION',
     type: event,
@@ -117,14 +108,9 @@ export interface SecurityEvent {
 }
 
 export function securityEvent (ctx: RecordContext, ev: SecurityEvent): TransactionRecord {
-  const now = ctx.now()
   return {
     ...BLANK,
-    id: ctx.newId(),
-    occurredAt: new Date(now),
-    receivedAt: new Date(now),
-    vin: ev.vin,
-    market: ev.market,
+    ...happeningNow(ctx, ev),
     direction: 'system',
     kind: 'SECURITY',
     type: ev.type,

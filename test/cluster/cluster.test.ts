@@ -1,24 +1,17 @@
 import path from 'node:path'
 import t from 'tap'
-import { v7 as uuidv7 } from 'uuid'
-import { openStore } from '../../store/index.ts'
-import { testDatabaseUrl } from '../helpers/database.ts'
 import { inbox } from '../helpers/downlink.ts'
 import { ROOT, gatewayEnv, signalGroup, spawnGateway, type GatewayProcess } from '../helpers/gateway-process.ts'
-import { testPki } from '../helpers/pki.ts'
 import { closed, connectVehicle } from '../helpers/vehicle.ts'
 import { REDIS_URL, requireRedis } from '../helpers/redis.ts'
+import { sharedDeployment } from '../helpers/shared-database.ts'
 
 const VIN = 'WVWZZZ1JZXW001000'
 
 if (await requireRedis(t, 'cluster tests')) {
   t.test('two gateways on one PostgreSQL and one Redis serve one fleet', async (t) => {
-    const url = await testDatabaseUrl(t)
-    const store = openStore({ url, newId: uuidv7 })
-    t.teardown(() => store.close())
-    await store.migrate()
-    const admin = await store.apiKeys.create('admin', ['admin'])
-    const pki = await testPki(t)
+    const { url, store, adminKey, pki } = await sharedDeployment(t)
+    const admin = { key: adminKey }
     const env = gatewayEnv(pki.paths, { DATABASE_URL: url, VGW_REDIS_URL: REDIS_URL })
     const start = async (): Promise<GatewayProcess> => {
       const gw = await spawnGateway(process.execPath, [path.join(ROOT, 'bin/vgw.js'), 'start'], env)

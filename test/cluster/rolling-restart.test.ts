@@ -1,12 +1,10 @@
 import path from 'node:path'
 import t, { type Test } from 'tap'
-import { v7 as uuidv7 } from 'uuid'
 import { defaultFleetOptions, runFleet, type FleetOptions, type Scenario } from '../../simulators/index.ts'
-import { openStore } from '../../store/index.ts'
-import { testDatabaseUrl } from '../helpers/database.ts'
 import { ROOT, gatewayEnv, signalGroup, spawnGateway, type GatewayProcess } from '../helpers/gateway-process.ts'
-import { testPki, type TestPki } from '../helpers/pki.ts'
+import type { TestPki } from '../helpers/pki.ts'
 import { REDIS_URL, requireRedis } from '../helpers/redis.ts'
+import { sharedDeployment } from '../helpers/shared-database.ts'
 import { tcpBalancer, type Balancer } from '../helpers/tcp-balancer.ts'
 
 interface Cluster {
@@ -20,12 +18,8 @@ interface Cluster {
 
 /** Two gateways (one PostgreSQL, one Redis) behind TCP load balancers, as in production. */
 async function cluster (t: Test): Promise<Cluster> {
-  const url = await testDatabaseUrl(t)
-  const store = openStore({ url, newId: uuidv7 })
-  t.teardown(() => store.close())
-  await store.migrate()
-  const admin = await store.apiKeys.create('admin', ['admin'])
-  const pki = await testPki(t)
+  const { url, adminKey, pki } = await sharedDeployment(t)
+  const admin = { key: adminKey }
   const env = gatewayEnv(pki.paths, { DATABASE_URL: url, VGW_REDIS_URL: REDIS_URL, VGW_SHUTDOWN_TIMEOUT_MS: '10000' })
   const start = async (): Promise<GatewayProcess> => {
     const gw = await spawnGateway(process.execPath, [path.join(ROOT, 'bin/vgw.js'), 'start'], env)
@@ -70,6 +64,9 @@ if (await requireRedis(t, 'rolling-restart tests')) {
       c.api.setBackends(others.map((g) => g.httpPort))
       signalGroup(old, 'SIGTERM')
       await old.exited
+      // Its last lines may still be in the pipe when the exit is reported.
+      const deadline = Date.now() + 3000
+      while (!old.output.some((l) => l.includes('"msg":"stopped"')) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
       t.ok(old.output.some((l) => l.includes('"msg":"stopped"')), `gateway ${i} drained and stopped`)
       const fresh = await c.start()
       c.gateways[i] = fresh

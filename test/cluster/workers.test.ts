@@ -1,22 +1,15 @@
 import path from 'node:path'
 import t from 'tap'
-import { v7 as uuidv7 } from 'uuid'
-import { openStore } from '../../store/index.ts'
-import { testDatabaseUrl } from '../helpers/database.ts'
 import { inbox } from '../helpers/downlink.ts'
 import { ROOT, gatewayEnv, signalGroup, spawnGateway } from '../helpers/gateway-process.ts'
-import { testPki } from '../helpers/pki.ts'
 import { REDIS_URL, requireRedis } from '../helpers/redis.ts'
+import { sharedDeployment } from '../helpers/shared-database.ts'
 import { connectVehicle } from '../helpers/vehicle.ts'
 
 if (await requireRedis(t, '--workers tests')) {
   t.test('vgw start --workers 2 runs two gateway processes on the same ports, serving one fleet', async (t) => {
-    const url = await testDatabaseUrl(t)
-    const store = openStore({ url, newId: uuidv7 })
-    t.teardown(() => store.close())
-    await store.migrate()
-    const admin = await store.apiKeys.create('admin', ['admin'])
-    const pki = await testPki(t)
+    const { url, adminKey, pki } = await sharedDeployment(t)
+    const admin = { key: adminKey }
     const gw = await spawnGateway(process.execPath, [path.join(ROOT, 'bin/vgw.js'), 'start', '--workers', '2'], gatewayEnv(pki.paths, { DATABASE_URL: url, VGW_REDIS_URL: REDIS_URL }))
     t.teardown(() => signalGroup(gw, 'SIGKILL'))
     const deadline = Date.now() + 30_000

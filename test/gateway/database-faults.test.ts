@@ -24,7 +24,8 @@ async function setup (t: Test, env: Record<string, string> = {}) {
     await db.stop()
     fs.rmSync(dir, { recursive: true, force: true })
   })
-  const store: Store = openStore({ url: db.url, newId: uuidv7, statementTimeoutMs: 1000 })
+  const { logger, lines } = captureLogger()
+  const store: Store = openStore({ url: db.url, newId: uuidv7, statementTimeoutMs: 1000, logger })
   t.teardown(() => store.close())
   await store.migrate()
   const pki = await testPki(t)
@@ -33,7 +34,6 @@ async function setup (t: Test, env: Record<string, string> = {}) {
     VGW_TLS_CA: pki.paths.caCert, VGW_TLS_CERT: pki.paths.serverCert, VGW_TLS_KEY: pki.paths.serverKey, VGW_TLS_CRL: pki.paths.crl,
     ...env
   })
-  const { logger, lines } = captureLogger()
   const gateway = await buildGateway(config, { store, logger })
   t.teardown(() => gateway.close())
   const { mqttPort, httpPort } = await gateway.listen()
