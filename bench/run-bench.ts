@@ -6,14 +6,14 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { initDevPki } from '../certs/index.ts'
-import { defaultFleetOptions, runFleet, type FleetOptions } from '../simulators/index.ts'
+import { defaultFleetOptions, fleetVin, marketFor, runFleet, type FleetOptions } from '../simulators/index.ts'
 import { startBareAedes, startMosquittoTarget, startVgw, usage, type Target } from './targets.ts'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const quick = process.argv.includes('--quick')
 const size = quick
-  ? { u1Vehicles: 300, seconds: 15, u2Rate: 3000, u2Vehicles: 300, c1Vehicles: 2000 }
-  : { u1Vehicles: 2000, seconds: 45, u2Rate: 10_000, u2Vehicles: 2000, c1Vehicles: 10_000 }
+  ? { u1Vehicles: 300, seconds: 15, u2Rate: 3000, u2Vehicles: 300, c1Vehicles: 2000, d1Rate: 300, d1Vehicles: 300, o1Vehicles: 1000 }
+  : { u1Vehicles: 2000, seconds: 45, u2Rate: 10_000, u2Vehicles: 2000, c1Vehicles: 10_000, d1Rate: 1000, d1Vehicles: 2000, o1Vehicles: 10_000 }
 
 interface Row {
   scenario: string
@@ -28,6 +28,8 @@ interface Row {
   loadGeneratorCpuPercent: number
   note?: string
 }
+
+const f = (x: number | null | undefined, digits = 1): string => x === null || x === undefined ? '–' : x.toFixed(digits)
 
 const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vgw-bench-'))
 fs.chmodSync(workDir, 0o755)
@@ -133,9 +135,69 @@ fs.mkdirSync(path.join(workDir, 'vgw-u2'), { recursive: true })
     await vgw.stop()
   }
 }
-for (const scenario of ['D1', 'O1', 'M1']) {
-  rows.push({ scenario, target: 'vgw', msgPerSecond: null, p50: null, p99: null, p999: null, brokerCpuPercent: null, brokerRssMiB: null, loadGeneratorCpuPercent: 0, note: 'not in this version of the harness' })
+// D1 and O1 on a fresh vgw.
+fs.mkdirSync(path.join(workDir, 'vgw-d1'), { recursive: true })
+{
+  const vgw = await startVgw(path.join(workDir, 'vgw-d1'), certDir)
+  try {
+    process.stderr.write('D1 against vgw…\n')
+    const d1 = await runFleet(options(vgw, {
+      apiUrl: vgw.apiUrl, apiKey: vgw.apiKey, vehicles: size.d1Vehicles, durationMs: size.seconds * 1000, uplinkRatePerVehicle: 0.01,
+      downlinkRate: size.d1Rate, ackDelayMs: [10, 50], firstVehicle: 500_000
+    }))
+    rows.push({
+      scenario: 'D1',
+      target: vgw.name,
+      msgPerSecond: d1.rates.downlinkPostedPerSecond,
+      offeredPerSecond: size.d1Rate,
+      p50: d1.latencyMs.downlinkDelivered.p50,
+      p99: d1.latencyMs.downlinkDelivered.p99,
+      p999: d1.latencyMs.downlinkDelivered.p999,
+      brokerCpuPercent: null,
+      brokerRssMiB: usage(vgw.pids()).rssMiB,
+      loadGeneratorCpuPercent: d1.loadGenerator.cpuPercentOfOneCore,
+      note: `POST → delivered; ${d1.downlinks.delivered} of ${d1.downlinks.posted} delivered, ${d1.downlinks.postFailed} POST failed; POST → vehicle p99 ${f(d1.latencyMs.downlinkReceipt.p99)} ms`
+    })
+
+    process.stderr.write('O1 against vgw…\n')
+    const o1Vins = Array.from({ length: size.o1Vehicles }, (_, i) => fleetVin(marketFor(i, size.o1Vehicles, defaultFleetOptions().markets), 600_000 + i))
+    const headers = { authorization: `Bearer ${vgw.apiKey}`, 'content-type': 'application/json' }
+    let next = 0
+    await Promise.all(Array.from({ length: 32 }, async () => {
+      while (next < o1Vins.length) {
+        const i = next++
+        const vin = o1Vins[i] as string
+        await fetch(`${vgw.apiUrl}/v1/vehicles/${vin}`, { method: 'PUT', headers, body: JSON.stringify({ market: marketFor(i, size.o1Vehicles, defaultFleetOptions().markets) }) })
+      }
+    }))
+    const queuedAt = Date.now()
+    for (let k = 0; k < 10; k++) {
+      await fetch(`${vgw.apiUrl}/v1/campaigns`, { method: 'POST', headers, body: JSON.stringify({ vins: o1Vins, type: 'service.reminder', payload: `reminder ${k}` }) })
+    }
+    const queueSeconds = (Date.now() - queuedAt) / 1000
+    const total = size.o1Vehicles * 10
+    const started = Date.now()
+    let doneAt: number | null = null
+    const o1 = await runFleet(options(vgw, { vehicles: size.o1Vehicles, durationMs: 60_000, uplinkRatePerVehicle: 0, ackDelayMs: [0, 10], firstVehicle: 600_000 }), {
+      onProgress: (p) => { if (doneAt === null && p.counters.downlinkReceived >= total) doneAt = Date.now() }
+    })
+    rows.push({
+      scenario: 'O1',
+      target: vgw.name,
+      msgPerSecond: doneAt === null ? null : Math.round(total / (((doneAt as number) - started) / 1000)),
+      p50: null,
+      p99: null,
+      p999: null,
+      brokerCpuPercent: null,
+      brokerRssMiB: usage(vgw.pids()).rssMiB,
+      loadGeneratorCpuPercent: o1.loadGenerator.cpuPercentOfOneCore,
+      note: `${total} messages queued for ${size.o1Vehicles} offline vehicles in ${queueSeconds.toFixed(1)} s; ${o1.counters.downlinkReceived} received ${doneAt === null ? 'within 60 s (not all)' : `${(((doneAt as number) - started) / 1000).toFixed(1)} s after the fleet started (certificates ${o1.certSeconds.toFixed(1)} s of it)`}`
+    })
+  } finally {
+    await vgw.stop()
+  }
 }
+rows.push({ scenario: 'M1', target: 'vgw', msgPerSecond: null, p50: null, p99: null, p999: null, brokerCpuPercent: null, brokerRssMiB: null, loadGeneratorCpuPercent: 0, note: 'the 30-minute soak is not in this version of the harness' })
 
 const machine = {
   cpu: os.cpus()[0]?.model ?? 'unknown',
@@ -154,7 +216,6 @@ const machine = {
     }
   })()
 }
-const f = (x: number | null | undefined, digits = 1): string => x === null || x === undefined ? '–' : x.toFixed(digits)
 const u1 = rows.filter((r) => r.scenario === 'U1')
 const bare = u1.find((r) => r.target.startsWith('bare Aedes, mTLS'))?.msgPerSecond ?? null
 const lines = [
@@ -163,7 +224,7 @@ const lines = [
   ...rows.map((r) => `| ${r.scenario} | ${r.target} | ${r.msgPerSecond ?? '–'} | ${r.offeredPerSecond ?? '–'} | ${f(r.p50)} | ${f(r.p99)} | ${f(r.p999)} | ${r.brokerCpuPercent ?? '–'} | ${r.brokerRssMiB ?? '–'} | ${r.loadGeneratorCpuPercent} | ${r.scenario === 'U1' && r.msgPerSecond !== null && bare !== null ? `${(r.msgPerSecond / bare).toFixed(2)}×` : '–'} | ${r.note ?? ''} |`)
 ]
 const stamp = new Date().toISOString()
-const summary = `Run ${stamp}${quick ? ' (--quick)' : ''} on ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}, PostgreSQL ${machine.postgres}. U1: ${size.u1Vehicles} vehicles × 1 in flight, 200-byte payloads, ${size.seconds} s; U2: ${size.u2Rate} msg/s offered by ${size.u2Vehicles} vehicles × 10 in flight; C1: ${size.c1Vehicles} vehicles connecting at 2,000/s. Rates and CPU are over the steady part (every vehicle connected); latencies over the whole run. The load generator runs on the same 2 cores.`
+const summary = `Run ${stamp}${quick ? ' (--quick)' : ''} on ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}, PostgreSQL ${machine.postgres}. U1: ${size.u1Vehicles} vehicles × 1 in flight, 200-byte payloads, ${size.seconds} s; U2: ${size.u2Rate} msg/s offered by ${size.u2Vehicles} vehicles × 10 in flight; C1: ${size.c1Vehicles} vehicles connecting at 2,000/s; D1: ${size.d1Rate} REST sends/s to ${size.d1Vehicles} connected vehicles; O1: 10 queued messages each for ${size.o1Vehicles} offline vehicles, which then connect. Rates and CPU are over the steady part (every vehicle connected); latencies over the whole run. The load generator runs on the same 2 cores.`
 process.stdout.write(`\n${summary}\n\n${lines.join('\n')}\n`)
 fs.mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true })
 fs.writeFileSync(path.join(ROOT, 'bench/results', `${stamp.replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`), JSON.stringify({ machine, quick, size, rows }, null, 2) + '\n')
