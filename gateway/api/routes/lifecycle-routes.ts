@@ -1,9 +1,10 @@
 import { PassThrough } from 'node:stream'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { GatewayError, isValidVin } from '../../../protocol/index.ts'
+import { GatewayError } from '../../../protocol/index.ts'
 import type { Store } from '../../../store/index.ts'
 import { produceExport, EXPORT_FILE } from '../../lifecycle/legal-export.ts'
 import { formatPeriod, parseMarket, parsePeriod } from '../../lifecycle/retention-period.ts'
+import { parseTime, requireVin } from '../request-values.ts'
 
 export interface LifecycleRoutesDeps {
   store: Store
@@ -12,16 +13,6 @@ export interface LifecycleRoutesDeps {
 
 function actor (request: FastifyRequest): string {
   return `api-key:${request.apiKey?.name ?? 'unknown'}`
-}
-
-function requireVin (vin: string): void {
-  if (!isValidVin(vin)) throw new GatewayError('GW_ERR_INVALID_VIN', `"${vin.slice(0, 40)}" is not a valid VIN`)
-}
-
-function time (name: string, value: string): Date {
-  const d = /^\d+$/.test(value) ? new Date(Number(value)) : new Date(value)
-  if (Number.isNaN(d.getTime())) throw new GatewayError('GW_ERR_VALIDATION', `querystring.${name}: expected an ISO 8601 time or epoch milliseconds`)
-  return d
 }
 
 const vinParams = { type: 'object', required: ['vin'], properties: { vin: { type: 'string' } } } as const
@@ -101,8 +92,8 @@ export async function lifecycleRoutes (app: FastifyInstance, deps: LifecycleRout
     }
   }, async (request, reply) => {
     requireVin(request.params.vin)
-    const from = time('from', request.query.from)
-    const to = time('to', request.query.to)
+    const from = parseTime('from', request.query.from)
+    const to = parseTime('to', request.query.to)
     if (to <= from) throw new GatewayError('GW_ERR_VALIDATION', 'querystring.to: must be after from')
     const out = new PassThrough()
     produceExport(deps.store, { vin: request.params.vin, from, to, actor: actor(request), now: deps.now }, (line) => {

@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify'
-import { GatewayError, isUuid, isValidVin, type EnvelopeLimits } from '../../../protocol/index.ts'
+import { GatewayError, isUuid, type EnvelopeLimits } from '../../../protocol/index.ts'
 import type { Store } from '../../../store/index.ts'
 import type { EventHub } from '../../events/event-hub.ts'
 import { messageProperties, parseMessage, type MessageInput } from '../message-input.ts'
+import { requireVin } from '../request-values.ts'
 
 export interface MessageRoutesDeps {
   store: Store
@@ -14,10 +15,6 @@ export interface MessageRoutesDeps {
   maxTtlSeconds: number
   now: () => number
   newId: () => string
-}
-
-function requireVin (vin: string): void {
-  if (!isValidVin(vin)) throw new GatewayError('GW_ERR_INVALID_VIN', `"${vin.slice(0, 40)}" is not a valid VIN: 17 characters, digits and capital letters except I, O and Q`)
 }
 
 export async function messageRoutes (app: FastifyInstance, deps: MessageRoutesDeps): Promise<void> {

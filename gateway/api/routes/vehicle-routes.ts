@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify'
-import { GatewayError, isValidVin } from '../../../protocol/index.ts'
+import { GatewayError } from '../../../protocol/index.ts'
 import type { Direction, Store } from '../../../store/index.ts'
 import type { ConnectionRegistry } from '../../edge/connections.ts'
 import { transactionView } from '../views.ts'
+import { parseTime, requireVin } from '../request-values.ts'
 
 export interface VehicleRoutesDeps {
   store: Store
@@ -17,17 +18,6 @@ const vinParams = {
   required: ['vin'],
   properties: { vin: { type: 'string' } }
 } as const
-
-function requireVin (vin: string): void {
-  if (!isValidVin(vin)) throw new GatewayError('GW_ERR_INVALID_VIN', `"${vin.slice(0, 40)}" is not a valid VIN: 17 characters, digits and capital letters except I, O and Q`)
-}
-
-function parseTime (name: string, value: string | undefined): Date | undefined {
-  if (value === undefined) return undefined
-  const date = /^\d+$/.test(value) ? new Date(Number(value)) : new Date(value)
-  if (Number.isNaN(date.getTime())) throw new GatewayError('GW_ERR_VALIDATION', `querystring.${name}: expected an ISO 8601 time or epoch milliseconds`)
-  return date
-}
 
 export async function vehicleRoutes (app: FastifyInstance, deps: VehicleRoutesDeps): Promise<void> {
   app.get<{ Params: { vin: string } }>('/v1/vehicles/:vin', {
@@ -101,8 +91,8 @@ export async function vehicleRoutes (app: FastifyInstance, deps: VehicleRoutesDe
     const page = await deps.store.transactions.listForVehicle({
       vin,
       limit: q.limit ?? 100,
-      ...(q.from !== undefined ? { from: parseTime('from', q.from) as Date } : {}),
-      ...(q.to !== undefined ? { to: parseTime('to', q.to) as Date } : {}),
+      ...(q.from !== undefined ? { from: parseTime('from', q.from) } : {}),
+      ...(q.to !== undefined ? { to: parseTime('to', q.to) } : {}),
       ...(q.kind !== undefined ? { kind: q.kind } : {}),
       ...(q.direction !== undefined ? { direction: q.direction } : {}),
       ...(q.cursor !== undefined ? { cursor: q.cursor } : {})
