@@ -1,18 +1,13 @@
 import type pg from 'pg'
 import { inTransaction } from './in-transaction.ts'
+import type { MessageContent } from './message-repository.ts'
 import { translateError } from './store-errors.ts'
 import { LOG_COLUMNS } from './transaction-rows.ts'
 
-export interface NewCampaign {
+export interface NewCampaign extends MessageContent {
   id: string
   apiKeyId: string | null
   target: { vins: string[] } | { market: string }
-  type: string
-  payload: Uint8Array
-  attributes: Record<string, string>
-  ttlSeconds: number
-  priority: number
-  createdAt: Date
 }
 
 export interface CreatedCampaign {

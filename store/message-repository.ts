@@ -7,18 +7,22 @@ import { fromRow, LOG_COLUMNS, type Row } from './transaction-rows.ts'
 export const MESSAGE_STATUSES = ['queued', 'sent', 'delivered', 'acknowledged', 'expired', 'failed'] as const
 export type MessageStatus = typeof MESSAGE_STATUSES[number]
 
-export interface NewMessage {
-  id: string
-  vin: string
-  market: string | null
-  apiKeyId: string | null
-  idempotencyKey: string | null
+/** What a downlink says, the same for one message and for a campaign's. */
+export interface MessageContent {
   type: string
   payload: Uint8Array
   attributes: Record<string, string>
   ttlSeconds: number
   priority: number
   createdAt: Date
+}
+
+export interface NewMessage extends MessageContent {
+  id: string
+  vin: string
+  market: string | null
+  apiKeyId: string | null
+  idempotencyKey: string | null
   /** Id of the log row recording the `queued` transition. */
   logId: string
 }

@@ -24,10 +24,6 @@ export class ConnectionRegistry {
     return this.#byVin.has(vin)
   }
 
-  get size (): number {
-    return this.#byVin.size
-  }
-
   clients (): Client[] {
     return [...this.#byVin.values()].map((e) => e.client)
   }
