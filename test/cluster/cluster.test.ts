@@ -1,7 +1,6 @@
-import path from 'node:path'
 import t from 'tap'
 import { inbox } from '../helpers/downlink.ts'
-import { ROOT, gatewayEnv, signalGroup, spawnGateway, type GatewayProcess } from '../helpers/gateway-process.ts'
+import { gatewayEnv, signalGroup, startVgw, type GatewayProcess } from '../helpers/gateway-process.ts'
 import { closed, connectVehicle } from '../helpers/vehicle.ts'
 import { REDIS_URL, requireRedis } from '../helpers/redis.ts'
 import { sharedDeployment } from '../helpers/shared-database.ts'
@@ -14,7 +13,7 @@ if (await requireRedis(t, 'cluster tests')) {
     const admin = { key: adminKey }
     const env = gatewayEnv(pki.paths, { DATABASE_URL: url, VGW_REDIS_URL: REDIS_URL })
     const start = async (): Promise<GatewayProcess> => {
-      const gw = await spawnGateway(process.execPath, [path.join(ROOT, 'bin/vgw.js'), 'start'], env)
+      const gw = await startVgw(env)
       t.teardown(async () => {
         signalGroup(gw, 'SIGTERM')
         await gw.exited

@@ -1,7 +1,6 @@
-import path from 'node:path'
 import t, { type Test } from 'tap'
 import { defaultFleetOptions, runFleet, type FleetOptions, type Scenario } from '../../simulators/index.ts'
-import { ROOT, gatewayEnv, signalGroup, spawnGateway, type GatewayProcess } from '../helpers/gateway-process.ts'
+import { gatewayEnv, signalGroup, startVgw, type GatewayProcess } from '../helpers/gateway-process.ts'
 import type { TestPki } from '../helpers/pki.ts'
 import { REDIS_URL, requireRedis } from '../helpers/redis.ts'
 import { sharedDeployment } from '../helpers/shared-database.ts'
@@ -22,7 +21,7 @@ async function cluster (t: Test): Promise<Cluster> {
   const admin = { key: adminKey }
   const env = gatewayEnv(pki.paths, { DATABASE_URL: url, VGW_REDIS_URL: REDIS_URL, VGW_SHUTDOWN_TIMEOUT_MS: '10000' })
   const start = async (): Promise<GatewayProcess> => {
-    const gw = await spawnGateway(process.execPath, [path.join(ROOT, 'bin/vgw.js'), 'start'], env)
+    const gw = await startVgw(env)
     t.teardown(async () => {
       signalGroup(gw, 'SIGTERM')
       await gw.exited

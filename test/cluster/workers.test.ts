@@ -1,7 +1,6 @@
-import path from 'node:path'
 import t from 'tap'
 import { inbox } from '../helpers/downlink.ts'
-import { ROOT, gatewayEnv, signalGroup, spawnGateway } from '../helpers/gateway-process.ts'
+import { gatewayEnv, signalGroup, startVgw } from '../helpers/gateway-process.ts'
 import { REDIS_URL, requireRedis } from '../helpers/redis.ts'
 import { sharedDeployment } from '../helpers/shared-database.ts'
 import { connectVehicle } from '../helpers/vehicle.ts'
@@ -10,7 +9,7 @@ if (await requireRedis(t, '--workers tests')) {
   t.test('vgw start --workers 2 runs two gateway processes on the same ports, serving one fleet', async (t) => {
     const { url, adminKey, pki } = await sharedDeployment(t)
     const admin = { key: adminKey }
-    const gw = await spawnGateway(process.execPath, [path.join(ROOT, 'bin/vgw.js'), 'start', '--workers', '2'], gatewayEnv(pki.paths, { DATABASE_URL: url, VGW_REDIS_URL: REDIS_URL }))
+    const gw = await startVgw(gatewayEnv(pki.paths, { DATABASE_URL: url, VGW_REDIS_URL: REDIS_URL }), ['--workers', '2'])
     t.teardown(() => signalGroup(gw, 'SIGKILL'))
     const deadline = Date.now() + 30_000
     while (!gw.output.some((l) => l.startsWith('vgw ready: 2 gateway processes')) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100))

@@ -6,7 +6,7 @@ import pg from 'pg'
 import t from 'tap'
 import { encodeEnvelope, parseEnvelope } from '../../protocol/index.ts'
 import { runningEmbeddedUrl } from '../../store/index.ts'
-import { ROOT, gatewayEnv, spawnGateway } from '../helpers/gateway-process.ts'
+import { gatewayEnv, startVgw } from '../helpers/gateway-process.ts'
 import { testPki, type VehicleCredentials } from '../helpers/pki.ts'
 import { envelope } from '../helpers/vehicle.ts'
 
@@ -31,7 +31,7 @@ t.test('SIGKILL mid-stream loses nothing that was acknowledged, and stores nothi
     VGW_BATCH_MAX_SIZE: '10000'
   })
   const creds = await Promise.all(VINS.map((vin) => pki.vehicle(vin)))
-  const first = await spawnGateway(process.execPath, [path.join(ROOT, 'bin/vgw.js'), 'start'], env)
+  const first = await startVgw(env)
 
   const sent = new Map<string, { vin: string, e: ReturnType<typeof envelope> }>()
   const acked = new Set<string>()
@@ -69,7 +69,7 @@ t.test('SIGKILL mid-stream loses nothing that was acknowledged, and stores nothi
   t.ok(sent.size > acked.size, `${sent.size - acked.size} were in flight, unacknowledged`)
 
   // Restart on the same data directory: the orphaned PostgreSQL must not block it.
-  const second = await spawnGateway(process.execPath, [path.join(ROOT, 'bin/vgw.js'), 'start'], env)
+  const second = await startVgw(env)
   t.teardown(async () => {
     second.child.kill('SIGTERM')
     await second.exited
@@ -109,7 +109,7 @@ t.test('SIGKILL after a 202 and before delivery: the message is delivered after 
   fs.chmodSync(dataDir, 0o755)
   const env = gatewayEnv(pki.paths, { DATABASE_URL: '', VGW_DATA_DIR: dataDir })
   const vin = VINS[0] as string
-  const first = await spawnGateway(process.execPath, [path.join(ROOT, 'bin/vgw.js'), 'start'], env)
+  const first = await startVgw(env)
   const key = fs.readFileSync(path.join(dataDir, 'admin.key'), 'utf8').trim()
   const api = (port: number, p: string, init: RequestInit = {}): Promise<Response> =>
     fetch(`http://127.0.0.1:${port}${p}`, { ...init, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' } })
@@ -120,7 +120,7 @@ t.test('SIGKILL after a 202 and before delivery: the message is delivered after 
   first.child.kill('SIGKILL')
   await first.exited
 
-  const second = await spawnGateway(process.execPath, [path.join(ROOT, 'bin/vgw.js'), 'start'], env)
+  const second = await startVgw(env)
   t.teardown(async () => {
     second.child.kill('SIGTERM')
     await second.exited

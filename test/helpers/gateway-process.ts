@@ -4,6 +4,11 @@ import readline from 'node:readline'
 
 export const ROOT = path.resolve(import.meta.dirname, '../..')
 
+/** `node bin/vgw.js start [args]` as its own process, as a user runs it. */
+export async function startVgw (env: NodeJS.ProcessEnv, args: string[] = []): Promise<GatewayProcess> {
+  return await spawnGateway(process.execPath, [path.join(ROOT, 'bin/vgw.js'), 'start', ...args], env)
+}
+
 /** Sends a signal to the whole process group (npm, its shell and the gateway). */
 export function signalGroup (p: GatewayProcess, signal: NodeJS.Signals): void {
   try {
