@@ -9,25 +9,27 @@ import { createLogger } from './logger.ts'
  * at once. A worker ignores the second: Ctrl-C reaches it from the terminal and again from its primary.
  */
 function onSignals (logger: Logger, timeoutMs: number, stop: () => Promise<void>, secondSignalExits = true): void {
+  // pino writes asynchronously: flush before exiting, or the last lines (`stopped`) can be lost.
+  const exit = (code: number): void => logger.flush(() => process.exit(code))
   let stopping = false
   const handle = (signal: NodeJS.Signals): void => {
     if (stopping && !secondSignalExits) return
     if (stopping) {
       logger.warn({ signal }, 'second signal: exiting without drain')
-      process.exit(1)
+      exit(1)
     }
     stopping = true
     logger.info({ signal }, 'draining')
     setTimeout(() => {
       logger.error({ timeoutMs }, 'drain took too long; exiting')
-      process.exit(1)
+      process.exit(1) // no flush: it could wait on a stuck stdout, which this bound is here to cut
     }, timeoutMs).unref()
     stop().then(() => {
       logger.info('stopped')
-      process.exit(0)
+      exit(0)
     }, (err: unknown) => {
       logger.error({ err }, 'error while stopping')
-      process.exit(1)
+      exit(1)
     })
   }
   process.on('SIGINT', handle)

@@ -62,11 +62,12 @@ if (await requireRedis(t, 'rolling-restart tests')) {
       c.mqtt.setBackends(others.map((g) => g.mqttPort))
       c.api.setBackends(others.map((g) => g.httpPort))
       signalGroup(old, 'SIGTERM')
-      await old.exited
+      const exit = await old.exited
+      t.equal(exit.code, 0, `gateway ${i} exited 0`)
       // Its last lines may still be in the pipe when the exit is reported.
       const deadline = Date.now() + 3000
       while (!old.output.some((l) => l.includes('"msg":"stopped"')) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
-      t.ok(old.output.some((l) => l.includes('"msg":"stopped"')), `gateway ${i} drained and stopped`)
+      t.ok(old.output.some((l) => l.includes('"msg":"stopped"')), `gateway ${i} drained and stopped:\n${old.output.slice(-5).join('\n')}`)
       const fresh = await c.start()
       c.gateways[i] = fresh
       c.mqtt.setBackends(c.gateways.map((g) => g.mqttPort))
