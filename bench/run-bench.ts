@@ -11,6 +11,10 @@ import { startBareAedes, startMosquittoTarget, startVgw, usage, type Target } fr
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const quick = process.argv.includes('--quick')
+// `--only U1,D1` runs some scenarios (for working on one); the docs block is written only by a whole run.
+const onlyArg = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length)
+const only = onlyArg === undefined ? null : new Set(onlyArg.split(',').map((s) => s.trim().toUpperCase()))
+const wanted = (scenario: string): boolean => only === null || only.has(scenario)
 const size = quick
   ? { u1Vehicles: 300, seconds: 15, u2Rate: 3000, u2Vehicles: 300, c1Vehicles: 2000, d1Rate: 300, d1Vehicles: 300, o1Vehicles: 1000 }
   : { u1Vehicles: 2000, seconds: 45, u2Rate: 10_000, u2Vehicles: 2000, c1Vehicles: 10_000, d1Rate: 1000, d1Vehicles: 2000, o1Vehicles: 10_000 }
@@ -88,7 +92,7 @@ const targets: Array<() => Promise<Target | null>> = [
   async () => await startMosquittoTarget(certDir, workDir)
 ]
 fs.mkdirSync(path.join(workDir, 'vgw-u1'), { recursive: true })
-for (const start of targets) {
+for (const start of wanted('U1') ? targets : []) {
   const target = await start()
   if (target === null) {
     rows.push({ scenario: 'U1', target: 'Mosquitto', msgPerSecond: null, p50: null, p99: null, p999: null, brokerCpuPercent: null, brokerRssMiB: null, loadGeneratorCpuPercent: 0, note: 'not available (no mosquitto binary)' })
@@ -105,7 +109,7 @@ for (const start of targets) {
 
 // U2 and C1 on vgw.
 fs.mkdirSync(path.join(workDir, 'vgw-u2'), { recursive: true })
-{
+if (wanted('U2')) {
   const vgw = await startVgw(path.join(workDir, 'vgw-u2'), certDir)
   try {
     process.stderr.write('U2 against vgw…\n')
@@ -137,7 +141,7 @@ fs.mkdirSync(path.join(workDir, 'vgw-u2'), { recursive: true })
 }
 // D1 and O1 on a fresh vgw.
 fs.mkdirSync(path.join(workDir, 'vgw-d1'), { recursive: true })
-{
+if (wanted('D1')) {
   const vgw = await startVgw(path.join(workDir, 'vgw-d1'), certDir)
   try {
     process.stderr.write('D1 against vgw…\n')

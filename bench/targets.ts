@@ -38,23 +38,26 @@ async function stopChild (child: ChildProcess): Promise<void> {
   if (child.exitCode === null) child.kill('SIGKILL')
 }
 
+/** The postmaster serving dataDir and its children (backends, WAL writer, checkpointer…), whose command lines do not name the directory. */
 function postgresPids (dataDir: string): number[] {
-  const pids: number[] = []
+  const postmasters = new Set<number>()
+  const parents = new Map<number, number>()
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue
     try {
-      if (fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(dataDir)) pids.push(Number(entry))
+      if (fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(dataDir)) postmasters.add(Number(entry))
+      parents.set(Number(entry), Number(/PPid:\s+(\d+)/.exec(fs.readFileSync(`/proc/${entry}/status`, 'utf8'))?.[1] ?? 0))
     } catch {
       // gone
     }
   }
-  return pids
+  return [...parents].filter(([pid, ppid]) => postmasters.has(pid) || postmasters.has(ppid)).map(([pid]) => pid)
 }
 
 /** vgw as a user runs it: mutual TLS, protobuf, PUBACK after commit, embedded PostgreSQL unless DATABASE_URL. */
-export async function startVgw (workDir: string, certDir: string): Promise<Target & { apiUrl: string, apiKey: string }> {
+export async function startVgw (workDir: string, certDir: string, nodeArgs: string[] = []): Promise<Target & { apiUrl: string, apiKey: string }> {
   const dataDir = path.join(workDir, 'data')
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/vgw.js'), 'start'], {
+  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin/vgw.js'), 'start'], {
     cwd: workDir,
     env: {
       ...process.env,

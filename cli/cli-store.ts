@@ -1,4 +1,4 @@
-import { v7 as uuidv7 } from 'uuid'
+import { newUuidV7 } from '../protocol/index.ts'
 import { openStore, runningEmbeddedUrl, startEmbeddedPostgres, type Store } from '../store/index.ts'
 import type { GatewayConfig } from '../gateway/index.ts'
 
@@ -15,7 +15,7 @@ export async function withStore<T> (config: GatewayConfig, fn: (store: Store) =>
     url = embedded.url
     stopEmbedded = () => embedded.stop()
   }
-  const store = openStore({ url, newId: uuidv7 })
+  const store = openStore({ url, newId: newUuidV7 })
   try {
     await store.migrate()
     return await fn(store)

@@ -18,12 +18,15 @@ interface FleetFlags {
   uplinkTotalRate?: string
   payloadBytes: string
   inFlight: string
+  uplinksAfterConnect?: boolean
+  lean?: boolean
   ackDelay: string
   rejectShare: string
   downlinkRate: string
   downlinkTtl: string
   scenario: string
   offlineShare: string
+  flakyShare: string
   workers?: string
   firstVehicle: string
   verify?: boolean
@@ -51,10 +54,12 @@ export function fleetOptionsFrom (flags: FleetFlags): FleetOptions {
   const vehicles = positive('vehicles', flags.vehicles, { integer: true, min: 1 })
   const perVehicle = flags.uplinkTotalRate !== undefined
     ? positive('uplink-total-rate', flags.uplinkTotalRate) / vehicles
-    : flags.uplinkRate !== undefined ? positive('uplink-rate', flags.uplinkRate) : d.uplinkRatePerVehicle
+    : flags.uplinkRate === 'max' ? Number.POSITIVE_INFINITY
+      : flags.uplinkRate !== undefined ? positive('uplink-rate', flags.uplinkRate) : d.uplinkRatePerVehicle
   const rejectShare = positive('reject-share', flags.rejectShare)
   const offlineShare = positive('offline-share', flags.offlineShare)
-  if (rejectShare > 1 || offlineShare > 1) throw new GatewayError('GW_ERR_VALIDATION', '--reject-share and --offline-share are shares from 0 to 1')
+  const flakyShare = positive('flaky-share', flags.flakyShare)
+  if (rejectShare > 1 || offlineShare > 1 || flakyShare > 1) throw new GatewayError('GW_ERR_VALIDATION', '--reject-share, --offline-share and --flaky-share are shares from 0 to 1')
   for (const [name, url] of [['api', flags.api], ['mqtt', flags.mqtt]] as const) {
     try {
       new URL(url)
@@ -76,12 +81,15 @@ export function fleetOptionsFrom (flags: FleetFlags): FleetOptions {
     uplinkRatePerVehicle: perVehicle,
     payloadBytes: positive('payload-bytes', flags.payloadBytes, { integer: true }),
     inFlight: positive('in-flight', flags.inFlight, { integer: true, min: 1 }),
+    uplinksAfterConnect: flags.uplinksAfterConnect === true,
+    lean: flags.lean === true,
     ackDelayMs: parseRange('ack-delay', flags.ackDelay),
     rejectShare,
     downlinkRate: positive('downlink-rate', flags.downlinkRate),
     downlinkTtlSeconds: Math.max(1, Math.round(parseDuration('downlink-ttl', flags.downlinkTtl) / 1000)),
     scenario: parseScenario(flags.scenario),
     offlineShare,
+    flakyShare,
     workers: flags.workers === undefined ? d.workers : positive('workers', flags.workers, { integer: true, min: 1 }),
     verify: flags.verify === true,
     firstVehicle: positive('first-vehicle', flags.firstVehicle, { integer: true }),
@@ -103,16 +111,19 @@ export function addFleetCommand (program: Command): void {
     .option('--messages <n>', 'stop after this many uplinks (over all vehicles)')
     .option('--markets <list>', 'markets and weights', 'DE:50,US:30,CN:20')
     .option('--connect-rate <n>', 'connections opened per second', String(d.connectRatePerSecond))
-    .option('--uplink-rate <r>', `uplinks per vehicle per second, Poisson (default ${d.uplinkRatePerVehicle})`)
+    .option('--uplink-rate <r>', `uplinks per vehicle per second, Poisson, or max: as fast as acknowledged (default ${d.uplinkRatePerVehicle})`)
     .option('--uplink-total-rate <r>', 'uplinks per second over the whole fleet, instead of --uplink-rate')
     .option('--payload-bytes <n>', 'payload bytes per uplink', String(d.payloadBytes))
     .option('--in-flight <n>', 'unacknowledged uplinks per vehicle at most', String(d.inFlight))
+    .option('--lean', 'publish-only vehicles on raw MQTT packets, lighter per message; no downlinks (throughput benchmarks)')
+    .option('--uplinks-after-connect', 'hold uplinks until every vehicle is connected (up to 60 s past the connect ramp): measures the steady state')
     .option('--ack-delay <range>', 'think time before a vehicle ACKs a message', '50ms..2s')
     .option('--reject-share <share>', 'share of messages answered REJECTED', String(d.rejectShare))
     .option('--downlink-rate <r>', 'messages per second sent through the REST API to random vehicles', String(d.downlinkRate))
     .option('--downlink-ttl <time>', 'ttl of those messages', '1h')
     .option('--scenario <name>', SCENARIOS.join(', '), 'steady')
     .option('--offline-share <share>', 'offline-fleet: the share of vehicles that go offline', String(d.offlineShare))
+    .option('--flaky-share <share>', 'flaky-network: the share of vehicles with a bad moment each second', String(d.flakyShare))
     .option('--workers <n>', 'worker processes (default: the core count)')
     .option('--first-vehicle <n>', 'first vehicle serial (fleets with distinct VINs)', '0')
     .option('--verify', 'check end to end that nothing was lost or duplicated')

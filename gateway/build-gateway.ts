@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import { v7 as uuidv7 } from 'uuid'
+import { newUuidV7 } from '../protocol/index.ts'
 import type { Store, TransactionRecord, Transition } from '../store/index.ts'
 import { buildHttpApp } from './api/http-app.ts'
 import { CommitBatcher } from './commit-batcher.ts'
@@ -41,7 +41,7 @@ const PARTITION_MAINTENANCE_MS = 6 * 3600_000
 /** Builds every part of a gateway without listening (STYLE: build, then listen). */
 export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): Promise<Gateway> {
   const now = deps.now ?? Date.now
-  const newId = deps.newId ?? uuidv7
+  const newId = deps.newId ?? newUuidV7
   const logger = deps.logger
   const ctx = { now, newId }
   const hub = new EventHub(config.streamRetain, now)

@@ -1,9 +1,8 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import type { Logger } from 'pino'
-import { v7 as uuidv7 } from 'uuid'
 import { initDevPki } from '../certs/index.ts'
-import { GatewayError } from '../protocol/index.ts'
+import { GatewayError, newUuidV7 } from '../protocol/index.ts'
 import { lockDataDir, openStore, startEmbeddedPostgres, type EmbeddedPostgres, type Store } from '../store/index.ts'
 import { buildGateway, type Gateway } from './build-gateway.ts'
 import type { GatewayConfig } from './config.ts'
@@ -67,7 +66,7 @@ export async function prepareDeployment (config: GatewayConfig, logger: Logger, 
       cleanups.push(() => embedded.stop())
       url = embedded.url
     }
-    const store = openStore({ url, newId: uuidv7, logger })
+    const store = openStore({ url, newId: newUuidV7, logger })
     let createdAdminKey: string | null = null
     try {
       await store.migrate()
@@ -89,7 +88,7 @@ export async function prepareDeployment (config: GatewayConfig, logger: Logger, 
 
 /** One gateway process on a prepared deployment: build, then listen. */
 export async function startGatewayProcess (config: GatewayConfig, logger: Logger, databaseUrl: string): Promise<{ gateway: Gateway, store: Store, mqttPort: number, httpPort: number }> {
-  const store: Store = openStore({ url: databaseUrl, newId: uuidv7, logger, maxConnections: config.database.poolSize, statementTimeoutMs: config.database.statementTimeoutMs })
+  const store: Store = openStore({ url: databaseUrl, newId: newUuidV7, logger, maxConnections: config.database.poolSize, statementTimeoutMs: config.database.statementTimeoutMs })
   try {
     const gateway = await buildGateway(config, { store, logger })
     try {

@@ -18,10 +18,14 @@ export interface FleetOptions {
   /** Where the dev CA lives (its ca.crt also verifies the gateway). */
   certDir: string
   connectRatePerSecond: number
-  /** Uplinks per vehicle per second (Poisson arrivals). */
+  /** Uplinks per vehicle per second (Poisson arrivals); Infinity: as fast as acknowledged, `inFlight` always outstanding. */
   uplinkRatePerVehicle: number
   payloadBytes: number
   inFlight: number
+  /** Uplinks start once every vehicle is connected (or the connect ramp is over): benchmarks measure the steady state, not a ramp that starves handshakes. */
+  uplinksAfterConnect: boolean
+  /** Publish-only vehicles on raw MQTT packets (LeanVehicle): a lighter load generator for throughput benchmarks; no downlinks. */
+  lean: boolean
   ackDelayMs: [number, number]
   rejectShare: number
   /** Downlinks per second sent through the REST API to random vehicles. */
@@ -30,6 +34,8 @@ export interface FleetOptions {
   scenario: Scenario
   /** offline-fleet: the share of vehicles that go offline for a while. */
   offlineShare: number
+  /** flaky-network: the share of vehicles that have a bad moment each second (half a dropped socket, half stalled reads). */
+  flakyShare: number
   workers: number
   verify: boolean
   /** Vehicle index offset: lets several fleets use distinct VINs against one gateway. */
@@ -51,12 +57,15 @@ export const defaultFleetOptions = (): FleetOptions => ({
   uplinkRatePerVehicle: 0.2,
   payloadBytes: 200,
   inFlight: 1,
+  uplinksAfterConnect: false,
+  lean: false,
   ackDelayMs: [50, 2000],
   rejectShare: 0.05,
   downlinkRate: 5,
   downlinkTtlSeconds: 3600,
   scenario: 'steady',
   offlineShare: 0.3,
+  flakyShare: 0.1,
   workers: Math.max(1, os.availableParallelism()),
   verify: false,
   firstVehicle: 0,

@@ -12,6 +12,10 @@ export interface StartCommand {
   uplinkBudget: number | null
   scenario: Scenario
   durationMs: number
+  /** Wait for 'start-uplinks' before publishing. */
+  holdUplinks: boolean
+  lean: boolean
+  flakyShare: number
 }
 
 export type ToWorker =
@@ -19,6 +23,7 @@ export type ToWorker =
   | { type: 'offline', vins: string[] }
   | { type: 'online', vins: string[] }
   | { type: 'storm' }
+  | { type: 'start-uplinks' }
   | { type: 'stop-uplinks' }
   /** Stop; wait (up to drainMs) until connected vehicles got `expect` (vin, message id) and answered everything. */
   | { type: 'finish', drainMs: number, expect: Array<[string, string]> }

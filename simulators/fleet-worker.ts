@@ -4,7 +4,8 @@ import path from 'node:path'
 import { FleetCertificates } from './fleet-certs.ts'
 import { encodeHistogram, newHistogram, zeroCounters } from './fleet-metrics.ts'
 import type { FromWorker, StartCommand, ToWorker } from './fleet-protocol.ts'
-import { SimulatedVehicle } from './simulated-vehicle.ts'
+import { LeanVehicle } from './lean-vehicle.ts'
+import { SimulatedVehicle, type FleetVehicle } from './simulated-vehicle.ts'
 
 const send = (m: FromWorker): void => { process.send?.(m) }
 const counters = zeroCounters()
@@ -12,8 +13,8 @@ let connectHist = newHistogram()
 let uplinkHist = newHistogram()
 let received: Array<[string, number]> = []
 let errors: Record<string, number> = {}
-const vehicles: SimulatedVehicle[] = []
-const byVin = new Map<string, SimulatedVehicle>()
+const vehicles: FleetVehicle[] = []
+const byVin = new Map<string, FleetVehicle>()
 let startedAt = 0
 let start: StartCommand | null = null
 let budgetReached = false
@@ -39,12 +40,12 @@ function tick (): void {
   errors = {}
 }
 
-function flaky (): void {
-  // Each second, about one vehicle in ten has a bad moment: a dead socket or a stalled read.
+function flaky (share: number): void {
+  // Each second, `share` of the vehicles have a bad moment: half a dead socket, half a stalled read.
   for (const v of vehicles) {
     const r = Math.random()
-    if (r < 0.05) v.killSocket()
-    else if (r < 0.1) v.stallReads(500 + Math.random() * 2000)
+    if (r < share / 2) v.killSocket()
+    else if (r < share) v.stallReads(500 + Math.random() * 2000)
   }
 }
 
@@ -65,19 +66,19 @@ async function run (cmd: StartCommand): Promise<void> {
     rateMultiplier
   }
   cmd.vehicles.forEach((v, i) => {
-    const sim = new SimulatedVehicle(v.vin, v.market, creds[i] as { key: string, cert: string }, { ...cmd.behaviour, ca }, sinks)
+    const sim = new (cmd.lean ? LeanVehicle : SimulatedVehicle)(v.vin, v.market, creds[i] as { key: string, cert: string }, { ...cmd.behaviour, ca }, sinks)
     vehicles.push(sim)
     byVin.set(v.vin, sim)
   })
   ticker = setInterval(tick, 1000)
   ticker.unref()
-  if (cmd.scenario === 'flaky-network') setInterval(flaky, 1000).unref()
+  if (cmd.scenario === 'flaky-network') setInterval(() => flaky(cmd.flakyShare), 1000).unref()
   // Connect at the asked rate, in slices of 10 ms.
   const perSlice = Math.max(1, Math.round(cmd.connectRatePerSecond / 100))
   for (let i = 0; i < vehicles.length; i += perSlice) {
     for (const v of vehicles.slice(i, i + perSlice)) {
       v.goOnline()
-      v.startUplinks()
+      if (!cmd.holdUplinks) v.startUplinks()
     }
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
@@ -117,6 +118,9 @@ process.on('message', (m: ToWorker) => {
       break
     case 'storm':
       for (const v of vehicles) v.killSocket()
+      break
+    case 'start-uplinks':
+      if (!budgetReached) for (const v of vehicles) v.startUplinks()
       break
     case 'stop-uplinks':
       for (const v of vehicles) v.stopUplinks()

@@ -119,7 +119,9 @@ export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Pro
       type: 'start',
       behaviour: {
         mqttUrl: opts.mqttUrl,
-        uplinkRatePerVehicle: opts.uplinkRatePerVehicle,
+        // Infinity does not survive IPC (JSON): it travels as closedLoop.
+        uplinkRatePerVehicle: Number.isFinite(opts.uplinkRatePerVehicle) ? opts.uplinkRatePerVehicle : 0,
+        closedLoop: opts.uplinkRatePerVehicle === Number.POSITIVE_INFINITY,
         payloadBytes: opts.payloadBytes,
         inFlight: opts.inFlight,
         ackDelayMs: opts.ackDelayMs,
@@ -130,7 +132,10 @@ export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Pro
       connectRatePerSecond: opts.connectRatePerSecond / workerCount,
       uplinkBudget: opts.messages === null ? null : Math.ceil(opts.messages * slice.length / opts.vehicles),
       scenario: opts.scenario,
-      durationMs: opts.durationMs
+      durationMs: opts.durationMs,
+      holdUplinks: opts.uplinksAfterConnect,
+      lean: opts.lean,
+      flakyShare: opts.flakyShare
     }
     child.send(cmd)
   }
@@ -157,12 +162,13 @@ export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Pro
   }
   // Downlinks start once the fleet is connected (or the connect ramp is over), so that
   // their latency measures the gateway, not the ramp.
-  const rampMs = opts.vehicles / opts.connectRatePerSecond * 1000 + 5000
+  const rampMs = opts.vehicles / opts.connectRatePerSecond * 1000 + (opts.uplinksAfterConnect ? 60_000 : 5000)
   void (async () => {
     while (Date.now() - loadStart < Math.min(rampMs, opts.durationMs) && sum().connected < opts.vehicles) {
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
     if (Date.now() - loadStart >= opts.durationMs || failures.length > 0) return
+    if (opts.uplinksAfterConnect) tell({ type: 'start-uplinks' })
     if (withBackend) backend.start(opts.downlinkRate, multiplier)
     scheduleScenario(opts.durationMs - (Date.now() - loadStart))
   })()
