@@ -10,7 +10,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 export interface Target {
   name: string
   mqttUrl: string
-  /** Processes whose CPU and memory count as the broker's (the gateway and, for vgw, its PostgreSQL). */
+  /** Processes whose CPU counts as the broker's: the broker first, then (vgw) its PostgreSQL's. */
   pids: () => number[]
   stop: () => Promise<void>
 }
@@ -54,8 +54,10 @@ function postgresPids (dataDir: string): number[] {
   return [...parents].filter(([pid, ppid]) => postmasters.has(pid) || postmasters.has(ppid)).map(([pid]) => pid)
 }
 
+export type VgwTarget = Target & { apiUrl: string, apiKey: string, databaseUrl: () => string | null }
+
 /** vgw as a user runs it: mutual TLS, protobuf, PUBACK after commit, embedded PostgreSQL unless DATABASE_URL. */
-export async function startVgw (workDir: string, certDir: string, nodeArgs: string[] = []): Promise<Target & { apiUrl: string, apiKey: string }> {
+export async function startVgw (workDir: string, certDir: string, nodeArgs: string[] = []): Promise<VgwTarget> {
   const dataDir = path.join(workDir, 'data')
   const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin/vgw.js'), 'start'], {
     cwd: workDir,
@@ -79,6 +81,7 @@ export async function startVgw (workDir: string, certDir: string, nodeArgs: stri
     mqttUrl: `mqtts://127.0.0.1:${m[1] as string}`,
     apiUrl: `http://127.0.0.1:${m[2] as string}`,
     apiKey: fs.readFileSync(path.join(dataDir, 'admin.key'), 'utf8').trim(),
+    databaseUrl: () => process.env.DATABASE_URL ?? (fs.existsSync(path.join(dataDir, 'postgres.url')) ? fs.readFileSync(path.join(dataDir, 'postgres.url'), 'utf8').trim() : null),
     pids: () => [child.pid as number, ...postgresPids(path.join(dataDir, 'pg'))],
     stop: () => stopChild(child)
   }
