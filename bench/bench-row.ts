@@ -52,14 +52,16 @@ function sample (target: Target, acked: number, sent: number): Sample {
 
 /**
  * Runs a fleet with uplinks held until every vehicle is connected and measures the steady
- * part: rates and CPU from the moment the last vehicle connected to the end of the run.
+ * part: rates and CPU over `steadyMs` from the moment the last vehicle connected.
  */
-export async function measureUplinks (scenario: string, target: Target, opts: FleetOptions, goal: string): Promise<{ row: Row, report: FleetReport }> {
+export async function measureUplinks (scenario: string, target: Target, opts: FleetOptions, steadyMs: number, goal: string): Promise<{ row: Row, report: FleetReport }> {
   let steady: Sample | null = null
-  const report = await runFleet({ ...opts, uplinksAfterConnect: true }, {
+  // The cap leaves room for issuing certificates and connecting before the steady part.
+  const report = await runFleet({ ...opts, durationMs: steadyMs + 180_000, uplinksAfterConnect: true }, {
     onProgress: (p) => {
       if (steady === null && p.counters.connected >= opts.vehicles) steady = sample(target, p.counters.uplinkAcked, p.counters.uplinkSent)
-    }
+    },
+    shouldStop: () => steady !== null && Date.now() - steady.at >= steadyMs
   })
   const end = sample(target, report.counters.uplinkAcked, report.counters.uplinkSent)
   const s = steady as Sample | null

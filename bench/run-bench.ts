@@ -108,9 +108,9 @@ if (soakMs !== null && (wanted('M1') || only === null)) {
 
 const machine = machineDetails(postgres ?? 'unknown')
 const summary = `Run ${stamp}${quick ? ' (--quick)' : ''} on ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}, PostgreSQL ${machine.postgres}${process.env.DATABASE_URL !== undefined ? ' (DATABASE_URL)' : ' (embedded)'}. ` +
-  `U1: ${size.u1Vehicles} vehicles × 1 in flight, as fast as acknowledged, 200-byte payloads, ${size.seconds} s; U2: ${size.u2Rate} and 2,800 msg/s offered by ${size.u2Vehicles} vehicles (Poisson, up to 10 in flight); ` +
-  `C1: ${size.c1Vehicles} vehicles connecting at 2,000/s; D1: ${size.d1Rate} REST sends/s to ${size.d1Vehicles} connected vehicles; O1: 10 queued messages each for ${size.o1Vehicles} offline vehicles, which then connect. ` +
-  'U1 and U2 use lean vehicles (raw MQTT packets) and start publishing once all are connected; rates and CPU are over that steady part, latencies over the whole run. Broker CPU includes vgw\'s PostgreSQL (in brackets); broker RSS is the broker process alone. The load generator runs on the same cores.'
+  `U1: ${size.u1Vehicles} vehicles × 1 in flight, as fast as acknowledged, 200-byte payloads; U2: ${size.u2Rate} and 2,800 msg/s offered by ${size.u2Vehicles} vehicles (Poisson, up to 10 in flight); ` +
+  `C1: ${size.c1Vehicles} vehicles connecting at 2,000/s; D1: ${size.d1Rate} REST sends/s to ${size.d1Vehicles} connected vehicles for ${size.seconds} s; O1: 10 queued messages each for ${size.o1Vehicles} offline vehicles, which then connect. ` +
+  `U1 and U2 use lean vehicles (raw MQTT packets) that start publishing once all are connected; rates, CPU and latencies are over the ${size.seconds} s that follow. Broker CPU includes vgw's PostgreSQL (in brackets); broker RSS is the broker process alone. The load generator runs on the same cores.`
 const table = markdownTable(rows)
 process.stdout.write(`\n${summary}\n\n${table}\n`)
 const results = path.join(ROOT, 'bench/results')

@@ -43,7 +43,9 @@ export async function m1 (vgw: VgwTarget, certDir: string, durationMs: number): 
     clearInterval(sampler)
   }
   const seconds = report.durationSeconds
-  const third = (k: number): number[] => rss.filter(([t]) => t >= seconds * k / 3 && t < seconds * (k + 1) / 3).map(([, m]) => m)
+  // Thirds of the load itself; the samples taken while --verify reads the log back are kept apart.
+  const loadSeconds = durationMs / 1000
+  const third = (k: number): number[] => rss.filter(([t]) => t >= loadSeconds * k / 3 && t < loadSeconds * (k + 1) / 3).map(([, m]) => m)
   const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
   const middle = mean(third(1))
   const last = mean(third(2))
@@ -64,7 +66,7 @@ export async function m1 (vgw: VgwTarget, certDir: string, durationMs: number): 
       brokerRssMiB: usage(vgw.pids().slice(0, 1)).rssMiB,
       loadGeneratorCpuPercent: report.loadGenerator.cpuPercentOfOneCore,
       goal: 'RSS flat, 0 errors, --verify clean',
-      note: `${(seconds / 60).toFixed(1)} min, ${report.counters.disconnects} sockets dropped and reconnected; gateway RSS mean ${middle.toFixed(0)} MiB over the middle third, ${last.toFixed(0)} MiB over the last (${(growth * 100).toFixed(1)}%: ${Math.abs(growth) <= 0.05 ? 'flat' : 'NOT flat'}); ${errors} errors${errors > 0 ? ` ${JSON.stringify(report.errors)}` : ''}; --verify ${report.verification?.ok === true ? `clean over ${report.verification.uplinksChecked} uplinks` : `FAILED with ${mismatches} mismatches`}`
+      note: `${(seconds / 60).toFixed(1)} min of load, ${report.counters.disconnects} sockets dropped and reconnected; gateway RSS mean ${middle.toFixed(0)} MiB over the middle third, ${last.toFixed(0)} MiB over the last (${(growth * 100).toFixed(1)}%: ${Math.abs(growth) <= 0.05 ? 'flat' : 'NOT flat'}); ${errors} errors${errors > 0 ? ` ${JSON.stringify(report.errors)}` : ''}; --verify ${report.verification?.ok === true ? `clean over ${report.verification.uplinksChecked} uplinks` : `FAILED with ${mismatches} mismatches`}`
     }
   }
 }

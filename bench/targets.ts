@@ -114,7 +114,8 @@ export function usage (pids: number[]): { cpuSeconds: number, rssMiB: number } {
     try {
       const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      ticks += Number(fields[11]) + Number(fields[12])
+      // utime, stime and the reaped children's (a PostgreSQL backend that exits between two samples keeps counting in its postmaster's)
+      ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])
       const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
       rss += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
     } catch {

@@ -1,10 +1,11 @@
 import net from 'node:net'
 import tls from 'node:tls'
 import { generate, parser, type Packet } from 'mqtt-packet'
-import { encodeEnvelope, newUuidV7 } from '../protocol/index.ts'
+import { encodeEnvelope, type EnvelopeInput } from '../protocol/index.ts'
 import type { FleetCredentials } from './fleet-certs.ts'
 import { nowMicros } from './fleet-metrics.ts'
-import { randomPayload, type FleetVehicle, type VehicleBehaviour, type VehicleSinks } from './simulated-vehicle.ts'
+import type { FleetVehicle, VehicleBehaviour, VehicleSinks } from './simulated-vehicle.ts'
+import { telemetryEnvelope, UplinkPacer } from './uplink-pacer.ts'
 
 interface Outgoing {
   messageId: string
@@ -13,6 +14,10 @@ interface Outgoing {
 }
 
 const MAX_QUEUE = 10_000
+
+function outgoing (e: EnvelopeInput): Outgoing {
+  return { messageId: e.messageId, bytes: Buffer.from(encodeEnvelope(e)), started: 0 }
+}
 
 /**
  * A publish-only vehicle for throughput benchmarks: the same certificate, CONNECT and
@@ -34,8 +39,7 @@ export class LeanVehicle implements FleetVehicle {
   #socket: net.Socket | null = null
   #open = false
   #wantOnline = false
-  #uplinks = false
-  #uplinkTimer: NodeJS.Timeout | null = null
+  readonly #pacer: UplinkPacer
   #reconnectTimer: NodeJS.Timeout | null = null
   #attempt = 0
   #connectStarted = 0
@@ -50,6 +54,12 @@ export class LeanVehicle implements FleetVehicle {
     this.#b = behaviour
     this.#s = sinks
     this.#topic = `vehicles/${vin}/up`
+    this.#pacer = new UplinkPacer(behaviour, sinks.rateMultiplier, () => {
+      if (this.#queue.length >= MAX_QUEUE) return
+      this.#queue.push(outgoing(telemetryEnvelope(behaviour.payloadBytes)))
+      this.#s.counters.uplinkQueued = Math.max(this.#s.counters.uplinkQueued, this.#queue.length)
+      this.#flush()
+    }, () => this.#flush())
   }
 
   get connected (): boolean {
@@ -77,15 +87,11 @@ export class LeanVehicle implements FleetVehicle {
   }
 
   startUplinks (): void {
-    this.#uplinks = true
-    if (this.#b.closedLoop) this.#flush()
-    else this.#scheduleUplink()
+    this.#pacer.start()
   }
 
   stopUplinks (): void {
-    this.#uplinks = false
-    if (this.#uplinkTimer !== null) clearTimeout(this.#uplinkTimer)
-    this.#uplinkTimer = null
+    this.#pacer.stop()
   }
 
   killSocket (): void {
@@ -169,44 +175,16 @@ export class LeanVehicle implements FleetVehicle {
     this.#reconnectTimer.unref()
   }
 
-  #scheduleUplink (): void {
-    if (!this.#uplinks || this.#b.uplinkRatePerVehicle <= 0) return
-    const rate = this.#b.uplinkRatePerVehicle * this.#s.rateMultiplier()
-    const gapMs = rate > 0 ? -Math.log(1 - Math.random()) / rate * 1000 : 1000
-    this.#uplinkTimer = setTimeout(() => {
-      if (rate > 0 && this.#queue.length < MAX_QUEUE) {
-        this.#queue.push(this.#telemetry())
-        this.#s.counters.uplinkQueued = Math.max(this.#s.counters.uplinkQueued, this.#queue.length)
-        this.#flush()
-      }
-      this.#scheduleUplink()
-    }, gapMs)
-    this.#uplinkTimer.unref()
-  }
-
-  #telemetry (): Outgoing {
-    const messageId = newUuidV7()
-    const event = Math.random() < 0.1
-    const bytes = Buffer.from(encodeEnvelope({
-      messageId,
-      kind: event ? 'EVENT' : 'TELEMETRY',
-      type: event ? 'event.door' : 'telemetry.position',
-      createdAtMs: Date.now(),
-      payload: randomPayload(this.#b.payloadBytes),
-      attributes: { 'content-type': 'application/octet-stream' }
-    }))
-    return { messageId, bytes, started: 0 }
-  }
-
   #flush (): void {
     const socket = this.#socket
     if (socket === null || !this.#open) return
     while (this.#inFlight.size < this.#b.inFlight) {
       if (this.#queue.length === 0) {
-        if (!this.#uplinks || !this.#b.closedLoop) return
-        this.#queue.push(this.#telemetry())
+        if (!this.#pacer.fillsWindow) return
+        this.#queue.push(outgoing(telemetryEnvelope(this.#b.payloadBytes)))
       }
       const o = this.#queue.shift() as Outgoing
+      // Packet ids 1..65535, cycled: never one still in flight, as the window is far smaller [MQTT-2.3.1-2].
       this.#nextPacketId = this.#nextPacketId % 65535 + 1
       o.started = nowMicros()
       this.#inFlight.set(this.#nextPacketId, o)

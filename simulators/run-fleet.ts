@@ -38,6 +38,8 @@ export interface Progress {
 
 export interface FleetHooks {
   onProgress?: (p: Progress) => void
+  /** Asked every 100 ms: true ends the run before its duration (benchmarks stop once what they measure is done). */
+  shouldStop?: () => boolean
   /** Runs after the load and before verification (tests tamper here to prove verification fails). */
   beforeVerify?: (input: VerificationInput) => Promise<void>
 }
@@ -187,7 +189,7 @@ export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Pro
   const progressTimer = setInterval(() => hooks.onProgress?.(progress()), 500)
 
   try {
-    while (Date.now() - loadStart < opts.durationMs && budgetsReached < workerCount && failures.length === 0) {
+    while (Date.now() - loadStart < opts.durationMs && budgetsReached < workerCount && failures.length === 0 && hooks.shouldStop?.() !== true) {
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
     if (failures.length > 0) throw new Error(`a fleet worker failed: ${failures.join('; ')}`)
@@ -214,6 +216,8 @@ export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Pro
     for (const w of workers) if (w.exitCode === null) w.kill()
   }
   hooks.onProgress?.(progress())
+  // Rates are over the load, not over the verification that follows.
+  const durationSeconds = (Date.now() - loadStart) / 1000
 
   const allFinals = [...finals.values()].flat()
   const online = new Map(allFinals.map((v) => [v.vin, v.connected]))
@@ -232,7 +236,6 @@ export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Pro
   hists.downlinkReceipt = backend.receiptHist
   hists.downlinkDelivered = backend.deliveredHist
   hists.downlinkAcknowledged = backend.acknowledgedHist
-  const durationSeconds = (Date.now() - loadStart) / 1000
   const counters = sum()
   const cpu = process.cpuUsage(cpuStart)
   // The whole load generator: this process (backend) and the workers (vehicles).

@@ -1,18 +1,9 @@
-import { randomBytes } from 'node:crypto'
 import mqtt, { type MqttClient } from 'mqtt'
 import { encodeEnvelope, newUuidV7, parseEnvelope, type EnvelopeInput } from '../protocol/index.ts'
 import type { FleetCredentials } from './fleet-certs.ts'
 import { nowMicros, type FleetCounters } from './fleet-metrics.ts'
 import type * as hdr from 'hdr-histogram-js'
-
-// Payload bytes only need to look random to the gateway: slices of one random block spare a
-// crypto call per message, which matters when the fleet shares the cores with the gateway.
-const PAYLOAD_POOL = randomBytes(64 * 1024)
-export function randomPayload (bytes: number): Uint8Array {
-  if (bytes > PAYLOAD_POOL.length) return randomBytes(bytes)
-  const start = Math.floor(Math.random() * (PAYLOAD_POOL.length - bytes + 1))
-  return PAYLOAD_POOL.subarray(start, start + bytes)
-}
+import { telemetryEnvelope, UplinkPacer } from './uplink-pacer.ts'
 
 export interface VehicleBehaviour {
   mqttUrl: string
@@ -81,8 +72,7 @@ export class SimulatedVehicle implements FleetVehicle {
   readonly #s: VehicleSinks
   #client: MqttClient | null = null
   #wantOnline = false
-  #uplinks = false
-  #uplinkTimer: NodeJS.Timeout | null = null
+  readonly #pacer: UplinkPacer
   #reconnectTimer: NodeJS.Timeout | null = null
   #attempt = 0
   #connectStarted = 0
@@ -98,6 +88,7 @@ export class SimulatedVehicle implements FleetVehicle {
     this.#creds = creds
     this.#b = behaviour
     this.#s = sinks
+    this.#pacer = new UplinkPacer(behaviour, sinks.rateMultiplier, () => this.#enqueue(telemetryEnvelope(behaviour.payloadBytes)), () => this.#flush())
   }
 
   get connected (): boolean {
@@ -127,15 +118,11 @@ export class SimulatedVehicle implements FleetVehicle {
   }
 
   startUplinks (): void {
-    this.#uplinks = true
-    if (this.#b.closedLoop) this.#flush()
-    else this.#scheduleUplink()
+    this.#pacer.start()
   }
 
   stopUplinks (): void {
-    this.#uplinks = false
-    if (this.#uplinkTimer !== null) clearTimeout(this.#uplinkTimer)
-    this.#uplinkTimer = null
+    this.#pacer.stop()
   }
 
   /** Drops the TCP connection under the client, as a dead radio link would. */
@@ -216,31 +203,6 @@ export class SimulatedVehicle implements FleetVehicle {
     this.#reconnectTimer.unref()
   }
 
-  #scheduleUplink (): void {
-    if (!this.#uplinks || this.#b.uplinkRatePerVehicle <= 0) return
-    const rate = this.#b.uplinkRatePerVehicle * this.#s.rateMultiplier()
-    // Poisson arrivals: exponential gaps with mean 1/rate.
-    const gapMs = rate > 0 ? -Math.log(1 - Math.random()) / rate * 1000 : 1000
-    this.#uplinkTimer = setTimeout(() => {
-      if (rate > 0) this.#enqueue(this.#telemetry())
-      this.#scheduleUplink()
-    }, gapMs)
-    this.#uplinkTimer.unref()
-  }
-
-  #telemetry (): EnvelopeInput {
-    const event = Math.random() < 0.1
-    const e: EnvelopeInput = {
-      messageId: newUuidV7(),
-      kind: event ? 'EVENT' : 'TELEMETRY',
-      type: event ? 'event.door' : 'telemetry.position',
-      createdAtMs: Date.now(),
-      payload: randomPayload(this.#b.payloadBytes),
-      attributes: { 'content-type': 'application/octet-stream' }
-    }
-    return e
-  }
-
   #enqueue (e: EnvelopeInput): void {
     if (this.#queue.length >= MAX_QUEUE) return
     this.#queue.push({ bytes: Buffer.from(encodeEnvelope(e)), messageId: e.messageId, inFlight: false })
@@ -253,8 +215,8 @@ export class SimulatedVehicle implements FleetVehicle {
     if (client === null || !client.connected || client.disconnecting) return
     while (this.#inFlight.size < this.#b.inFlight) {
       if (this.#queue.length === 0) {
-        if (!this.#uplinks || !this.#b.closedLoop) return
-        const e = this.#telemetry()
+        if (!this.#pacer.fillsWindow) return
+        const e = telemetryEnvelope(this.#b.payloadBytes)
         this.#queue.push({ bytes: Buffer.from(encodeEnvelope(e)), messageId: e.messageId, inFlight: false })
       }
       this.#send(client, this.#queue.shift() as Outgoing)

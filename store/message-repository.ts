@@ -19,8 +19,8 @@ export interface MessageContent {
 
 export interface NewMessage extends MessageContent {
   id: string
+  /** A registered vehicle; its market is read in the same statement. */
   vin: string
-  market: string | null
   apiKeyId: string | null
   idempotencyKey: string | null
   /** Id of the log row recording the `queued` transition. */
@@ -101,15 +101,17 @@ SELECT t_log_id, t_at, t_at, vin, market, 'down', 'MESSAGE', type, id::text, NUL
 FROM moved
 RETURNING *`
 
-// The message and its `queued` log row in one statement, so in one implicit transaction.
+// The message and its `queued` log row in one statement, so in one implicit transaction;
+// the vehicle's market comes from its row, and no row is made for an unknown vehicle.
 const ENQUEUE_SQL = `WITH m AS (
   INSERT INTO messages (id, vin, market, api_key_id, idempotency_key, type, payload, attributes, ttl_seconds, priority, status, created_at, expires_at)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::int, $10, 'queued', $11::timestamptz, $11::timestamptz + $9::int * interval '1 second')
+  SELECT $1::uuid, v.vin, v.market, $3::uuid, $4, $5, $6::bytea, $7::jsonb, $8::int, $9::int, 'queued', $10::timestamptz, $10::timestamptz + $8::int * interval '1 second'
+  FROM vehicles v WHERE v.vin = $2
   ON CONFLICT (api_key_id, idempotency_key) DO NOTHING
   RETURNING id, created_at, vin, market, type, ttl_seconds, attributes, priority, expires_at
 )
 INSERT INTO transactions (${LOG_COLUMNS})
-SELECT $12, created_at, created_at, vin, market, 'down', 'MESSAGE', type, id::text, NULL, (extract(epoch FROM created_at) * 1000)::int8,
+SELECT $11, created_at, created_at, vin, market, 'down', 'MESSAGE', type, id::text, NULL, (extract(epoch FROM created_at) * 1000)::int8,
   ttl_seconds, attributes, NULL, NULL, 'queued', NULL, NULL, jsonb_build_object('priority', priority, 'expiresAt', expires_at)
 FROM m
 RETURNING *`
@@ -127,22 +129,21 @@ export class MessageRepository {
    * idempotency key already used by the same API key, answers the existing id instead;
    * the unique index makes that hold for racing requests too.
    */
-  async enqueue (m: NewMessage): Promise<EnqueueResult> {
-    let logged: Row[]
+  async enqueue (m: NewMessage): Promise<EnqueueResult | 'vehicle-not-found'> {
     try {
-      ({ rows: logged } = await this.#pool.query<Row>(ENQUEUE_SQL,
-        [m.id, m.vin, m.market, m.apiKeyId, m.idempotencyKey, m.type, Buffer.from(m.payload), JSON.stringify(m.attributes), m.ttlSeconds, m.priority, m.createdAt, m.logId]))
-    } catch (err) {
-      throw translateError(err)
-    }
-    if (logged.length > 0) return { id: m.id, status: 'queued', created: true, logged: logged.map(fromRow) }
-    // The key was used before (or by a racing request that committed first): answer its message.
-    try {
-      const existing = await this.#pool.query<{ id: string, status: MessageStatus }>(
-        'SELECT id, status FROM messages WHERE api_key_id = $1 AND idempotency_key = $2', [m.apiKeyId, m.idempotencyKey])
-      const row = existing.rows[0]
-      if (row === undefined) throw new Error('idempotency conflict without a row')
-      return { id: row.id, status: row.status, created: false, logged: [] }
+      const { rows: logged } = await this.#pool.query<Row>(ENQUEUE_SQL,
+        [m.id, m.vin, m.apiKeyId, m.idempotencyKey, m.type, Buffer.from(m.payload), JSON.stringify(m.attributes), m.ttlSeconds, m.priority, m.createdAt, m.logId])
+      if (logged.length > 0) return { id: m.id, status: 'queued', created: true, logged: logged.map(fromRow) }
+      // Nothing made: the key was used before (or by a racing request that committed first), or the vehicle is unknown.
+      const existing = m.idempotencyKey === null
+        ? []
+        : (await this.#pool.query<{ id: string, status: MessageStatus }>(
+            'SELECT id, status FROM messages WHERE api_key_id = $1 AND idempotency_key = $2', [m.apiKeyId, m.idempotencyKey])).rows
+      const row = existing[0]
+      if (row !== undefined) return { id: row.id, status: row.status, created: false, logged: [] }
+      const vehicle = await this.#pool.query('SELECT 1 FROM vehicles WHERE vin = $1', [m.vin])
+      if (vehicle.rowCount === 0) return 'vehicle-not-found'
+      throw new Error('idempotency conflict without a row')
     } catch (err) {
       throw translateError(err)
     }

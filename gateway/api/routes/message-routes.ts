@@ -34,18 +34,16 @@ export async function messageRoutes (app: FastifyInstance, deps: MessageRoutesDe
     const { vin } = request.params
     requireVin(vin)
     const m = parseMessage(request.body, deps.limits, deps.defaultTtlSeconds)
-    const vehicle = await deps.store.vehicles.get(vin)
-    if (vehicle === null) throw new GatewayError('GW_ERR_VEHICLE_NOT_FOUND', `no vehicle ${vin}: it has never connected; register it with PUT /v1/vehicles/${vin}`)
     const result = await deps.store.messages.enqueue({
       id: deps.newId(),
       vin,
-      market: vehicle.market,
       apiKeyId: request.apiKey?.id ?? null,
       idempotencyKey: request.headers['idempotency-key'] ?? null,
       ...m,
       createdAt: new Date(deps.now()),
       logId: deps.newId()
     })
+    if (result === 'vehicle-not-found') throw new GatewayError('GW_ERR_VEHICLE_NOT_FOUND', `no vehicle ${vin}: it has never connected; register it with PUT /v1/vehicles/${vin}`)
     if (result.created) {
       deps.hub.publishRecords(result.logged)
       deps.notify(vin)
