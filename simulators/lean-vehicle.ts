@@ -6,6 +6,7 @@ import type { FleetCredentials } from './fleet-certs.ts'
 import { nowMicros } from './fleet-metrics.ts'
 import type { FleetVehicle, VehicleBehaviour, VehicleSinks } from './simulated-vehicle.ts'
 import { telemetryEnvelope, UplinkPacer } from './uplink-pacer.ts'
+import { reconnectDelayMs, stallReads } from './vehicle-link.ts'
 
 interface Outgoing {
   messageId: string
@@ -99,10 +100,7 @@ export class LeanVehicle implements FleetVehicle {
   }
 
   stallReads (ms: number): void {
-    const socket = this.#socket
-    if (socket === null || !this.#open) return
-    socket.pause()
-    setTimeout(() => socket.resume(), ms).unref()
+    if (this.#socket !== null && this.#open) stallReads(this.#socket, ms)
   }
 
   close (): void {
@@ -171,7 +169,7 @@ export class LeanVehicle implements FleetVehicle {
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = null
       if (this.#wantOnline) this.#connect()
-    }, Math.min(30_000, 250 * 2 ** this.#attempt++) * (0.5 + Math.random()))
+    }, reconnectDelayMs(this.#attempt++))
     this.#reconnectTimer.unref()
   }
 

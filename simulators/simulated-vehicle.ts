@@ -4,6 +4,7 @@ import type { FleetCredentials } from './fleet-certs.ts'
 import { nowMicros, type FleetCounters } from './fleet-metrics.ts'
 import type * as hdr from 'hdr-histogram-js'
 import { telemetryEnvelope, UplinkPacer } from './uplink-pacer.ts'
+import { reconnectDelayMs, stallReads } from './vehicle-link.ts'
 
 export interface VehicleBehaviour {
   mqttUrl: string
@@ -134,9 +135,7 @@ export class SimulatedVehicle implements FleetVehicle {
   /** Stops reading from the socket for a while (a stalled link). */
   stallReads (ms: number): void {
     const stream = this.#client?.stream as (NodeJS.ReadableStream & { pause(): void, resume(): void }) | undefined
-    if (stream === undefined || !this.connected) return
-    stream.pause()
-    setTimeout(() => stream.resume(), ms).unref()
+    if (stream !== undefined && this.connected) stallReads(stream, ms)
   }
 
   close (): void {
@@ -187,7 +186,7 @@ export class SimulatedVehicle implements FleetVehicle {
       } else {
         this.#s.counters.connectFailures++
       }
-      if (this.#wantOnline) this.#reconnect(Math.min(30_000, 250 * 2 ** this.#attempt++) * (0.5 + Math.random()))
+      if (this.#wantOnline) this.#reconnect(reconnectDelayMs(this.#attempt++))
     })
     client.on('error', () => undefined)
   }

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { inbox } from '../helpers/downlink.ts'
-import { gatewayEnv, signalGroup, startVgw, type GatewayProcess } from '../helpers/gateway-process.ts'
+import { gatewayEnv, signalGroup, startVgwForTest, type GatewayProcess } from '../helpers/gateway-process.ts'
 import { closed, connectVehicle } from '../helpers/vehicle.ts'
 import { REDIS_URL, requireRedis } from '../helpers/redis.ts'
 import { sharedDeployment } from '../helpers/shared-database.ts'
@@ -12,16 +12,8 @@ if (await requireRedis(t, 'cluster tests')) {
     const { url, store, adminKey, pki } = await sharedDeployment(t)
     const admin = { key: adminKey }
     const env = gatewayEnv(pki.paths, { DATABASE_URL: url, VGW_REDIS_URL: REDIS_URL })
-    const start = async (): Promise<GatewayProcess> => {
-      const gw = await startVgw(env)
-      t.teardown(async () => {
-        signalGroup(gw, 'SIGTERM')
-        await gw.exited
-      })
-      return gw
-    }
-    const a = await start()
-    const b = await start()
+    const a = await startVgwForTest(t, env)
+    const b = await startVgwForTest(t, env)
     const send = async (gw: GatewayProcess, payload: string): Promise<string> => {
       const res = await fetch(`http://127.0.0.1:${gw.httpPort}/v1/vehicles/${VIN}/messages`, {
         method: 'POST', headers: { authorization: `Bearer ${admin.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ type: 'service.reminder', payload })

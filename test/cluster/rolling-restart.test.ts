@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { defaultFleetOptions, runFleet, type FleetOptions, type Scenario } from '../../simulators/index.ts'
-import { gatewayEnv, signalGroup, startVgw, type GatewayProcess } from '../helpers/gateway-process.ts'
+import { gatewayEnv, signalGroup, startVgwForTest, type GatewayProcess } from '../helpers/gateway-process.ts'
 import type { TestPki } from '../helpers/pki.ts'
 import { REDIS_URL, requireRedis } from '../helpers/redis.ts'
 import { sharedDeployment } from '../helpers/shared-database.ts'
@@ -20,14 +20,7 @@ async function cluster (t: Test): Promise<Cluster> {
   const { url, adminKey, pki } = await sharedDeployment(t)
   const admin = { key: adminKey }
   const env = gatewayEnv(pki.paths, { DATABASE_URL: url, VGW_REDIS_URL: REDIS_URL, VGW_SHUTDOWN_TIMEOUT_MS: '10000' })
-  const start = async (): Promise<GatewayProcess> => {
-    const gw = await startVgw(env)
-    t.teardown(async () => {
-      signalGroup(gw, 'SIGTERM')
-      await gw.exited
-    })
-    return gw
-  }
+  const start = async (): Promise<GatewayProcess> => await startVgwForTest(t, env)
   const gateways = [await start(), await start()]
   const mqtt = await tcpBalancer(t, gateways.map((g) => g.mqttPort))
   const api = await tcpBalancer(t, gateways.map((g) => g.httpPort))

@@ -1,12 +1,23 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import readline from 'node:readline'
+import type { Test } from 'tap'
 
 export const ROOT = path.resolve(import.meta.dirname, '../..')
 
 /** `node bin/vgw.js start [args]` as its own process, as a user runs it. */
 export async function startVgw (env: NodeJS.ProcessEnv, args: string[] = []): Promise<GatewayProcess> {
   return await spawnGateway(process.execPath, [path.join(ROOT, 'bin/vgw.js'), 'start', ...args], env)
+}
+
+/** startVgw, stopped (SIGTERM, then waited for) when the test ends. */
+export async function startVgwForTest (t: Test, env: NodeJS.ProcessEnv, args: string[] = []): Promise<GatewayProcess> {
+  const gw = await startVgw(env, args)
+  t.teardown(async () => {
+    signalGroup(gw, 'SIGTERM')
+    await gw.exited
+  })
+  return gw
 }
 
 /** Sends a signal to the whole process group (npm, its shell and the gateway). */
