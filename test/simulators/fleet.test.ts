@@ -29,7 +29,7 @@ function options (gw: TestGateway, over: Partial<FleetOptions> = {}): FleetOptio
 
 t.test('a short fleet run against a real gateway verifies clean', async (t) => {
   const gw = await startTestGateway(t)
-  const report = await runFleet(options(gw, { vehicles: 30, durationMs: 5000, downlinkRate: 15, rejectShare: 0.5, markets: [{ market: 'DE', weight: 2 }, { market: 'US', weight: 1 }] }))
+  const report = await runFleet(options(gw, { vehicles: 30, durationMs: 9000, downlinkRate: 15, rejectShare: 0.5, markets: [{ market: 'DE', weight: 2 }, { market: 'US', weight: 1 }] }))
   t.equal(report.counters.connects, 30)
   t.ok(report.counters.uplinkAcked > 100, `${report.counters.uplinkAcked} uplinks acknowledged`)
   t.ok(report.downlinks.posted > 20, `${report.downlinks.posted} downlinks`)
@@ -84,7 +84,7 @@ t.test('--verify fails, naming the message, when a recorded uplink disappears be
 for (const scenario of SCENARIOS) {
   t.test(`scenario ${scenario} runs briefly without errors and verifies clean`, async (t) => {
     const gw = await startTestGateway(t)
-    const report = await runFleet(options(gw, { scenario, durationMs: scenario === 'reconnect-storm' ? 4000 : 3000, offlineShare: 0.5 }))
+    const report = await runFleet(options(gw, { scenario, durationMs: scenario === 'reconnect-storm' ? 8000 : 6000, offlineShare: 0.5 }))
     t.same(report.errors, {}, 'no errors')
     t.equal(report.downlinks.postFailed, 0)
     t.match(report.verification, { ok: true })
