@@ -21,9 +21,22 @@ export interface GatewayConfig {
   downlink: { defaultTtlSeconds: number, maxTtlSeconds: number, expiryIntervalMs: number, window: number }
   streamRetain: number
   retentionIntervalMs: number
-  database: { poolSize: number, statementTimeoutMs: number }
+  /** Connection pools (bulkheads, docs/architecture.md): the commit path never waits behind the API or exports. */
+  database: { poolSize: number, commitPoolSize: number, statementTimeoutMs: number, idleInTransactionTimeoutMs: number }
   /** Log rows waiting for their commit, at most; past it a publishing vehicle is disconnected (it retries later). */
   maxPendingRecords: number
+  /** The same backlog bounded in bytes of envelopes. */
+  maxPendingBytes: number
+  /** /ready answers 503 GW_ERR_COMMIT_STALLED when no commit has succeeded for this long while work is pending. */
+  commitStallMs: number
+  /** Legal exports running at once (each holds one connection of the export pool); the next is refused. */
+  exports: { maxConcurrent: number }
+  /** Per vehicle connection: unacknowledged QoS 1 publishes read at most, and a token bucket for rate and daily bytes. */
+  vehicle: { maxInflight: number, msgRate: number, msgBurst: number, bytesPerDay: number }
+  /** Per source address and in total, before any MQTT byte is read. */
+  edge: { maxConnections: number, maxConnectionsPerAddress: number, handshakesPerSecondPerAddress: number, handshakeTimeoutMs: number, securityEventsPerMinute: number }
+  /** REST bounds. */
+  api: { rateLimitPerKey: number, rateLimitPerAddress: number, keyCacheMs: number, pageMaxBytes: number, campaignMaxRecipients: number, streamMaxPerKey: number }
   /** Cluster mode: the Redis that gateways sharing one fleet share; undefined: a single gateway. */
   redisUrl: string | undefined
   /** Gateway processes sharing the listening ports on this machine (cluster module); more than 1 needs redisUrl. */
@@ -62,7 +75,27 @@ export const SETTINGS = {
   downlinkWindow: { env: 'VGW_DOWNLINK_WINDOW', flag: '--downlink-window', description: 'downlinks sent to one vehicle and awaiting its PUBACK, at most (default 20)' },
   workers: { env: 'VGW_WORKERS', flag: '--workers', description: 'gateway processes on this machine sharing the ports (default 1; more need VGW_REDIS_URL)' },
   redisUrl: { env: 'VGW_REDIS_URL', flag: '--redis-url', description: 'cluster mode: several gateways share one fleet through this Redis (unset: one gateway)' },
-  dbPoolSize: { env: 'VGW_DB_POOL_SIZE', flag: '--db-pool-size', description: 'database connections per gateway process (default 10)' },
+  dbPoolSize: { env: 'VGW_DB_POOL_SIZE', flag: '--db-pool-size', description: 'API pool: connections for REST, the dispatcher, expiry, campaigns (default 10)' },
+  dbCommitPoolSize: { env: 'VGW_DB_COMMIT_POOL_SIZE', flag: '--db-commit-pool-size', description: 'commit pool: connections for uplink batches, status changes, connects (default 8)' },
+  dbIdleInTransactionTimeoutMs: { env: 'VGW_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS', flag: '--db-idle-in-transaction-timeout-ms', description: 'PostgreSQL ends a session idle inside a transaction after this long (default 60000)' },
+  exportMaxConcurrent: { env: 'VGW_EXPORT_MAX_CONCURRENT', flag: '--export-max-concurrent', description: 'legal exports running at once; the next is refused with 503 (default 2)' },
+  commitStallMs: { env: 'VGW_COMMIT_STALL_MS', flag: '--commit-stall-ms', description: '/ready answers 503 when no commit succeeded for this long with work pending (default 10000)' },
+  maxPendingBytes: { env: 'VGW_MAX_PENDING_BYTES', flag: '--max-pending-bytes', description: 'envelope bytes waiting for a commit, at most (default 268435456: 256 MiB)' },
+  vehicleMaxInflight: { env: 'VGW_VEHICLE_MAX_INFLIGHT', flag: '--vehicle-max-inflight', description: 'unacknowledged QoS 1 publishes read per connection; past it the socket is not read (default 16)' },
+  vehicleMsgRate: { env: 'VGW_VEHICLE_MSG_RATE', flag: '--vehicle-msg-rate', description: 'messages per second per vehicle, sustained (default 50)' },
+  vehicleMsgBurst: { env: 'VGW_VEHICLE_MSG_BURST', flag: '--vehicle-msg-burst', description: 'messages per vehicle above the rate in a burst (default 200)' },
+  vehicleBytesPerDay: { env: 'VGW_VEHICLE_BYTES_PER_DAY', flag: '--vehicle-bytes-per-day', description: 'uplink bytes per vehicle per day (default 536870912: 512 MiB)' },
+  maxConnections: { env: 'VGW_MAX_CONNECTIONS', flag: '--max-connections', description: 'TCP connections to the MQTT port at most (default 100000)' },
+  maxConnectionsPerAddress: { env: 'VGW_MAX_CONNECTIONS_PER_ADDRESS', flag: '--max-connections-per-address', description: 'TCP connections from one source address at most (default 2000)' },
+  handshakeRatePerAddress: { env: 'VGW_HANDSHAKE_RATE_PER_ADDRESS', flag: '--handshake-rate-per-address', description: 'TLS handshakes per second from one source address (default 200)' },
+  tlsHandshakeTimeoutMs: { env: 'VGW_TLS_HANDSHAKE_TIMEOUT_MS', flag: '--tls-handshake-timeout-ms', description: 'a socket that has not completed TLS by then is closed (default 10000)' },
+  securityEventsPerMinute: { env: 'VGW_SECURITY_EVENTS_PER_MINUTE', flag: '--security-events-per-minute', description: 'security rows per VIN per minute; the rest are counted in a summary row (default 10)' },
+  apiRateLimitPerKey: { env: 'VGW_API_RATE_LIMIT_PER_KEY', flag: '--api-rate-limit-per-key', description: 'REST requests per second per API key (default 5000)' },
+  apiRateLimitPerAddress: { env: 'VGW_API_RATE_LIMIT_PER_ADDRESS', flag: '--api-rate-limit-per-address', description: 'REST requests per second per address without a valid key (default 50)' },
+  apiKeyCacheMs: { env: 'VGW_API_KEY_CACHE_MS', flag: '--api-key-cache-ms', description: 'how long an API-key lookup, found or not, is cached (default 5000)' },
+  pageMaxBytes: { env: 'VGW_PAGE_MAX_BYTES', flag: '--page-max-bytes', description: 'bytes of one API page at most; a page ends early past it (default 4194304)' },
+  campaignMaxRecipients: { env: 'VGW_CAMPAIGN_MAX_RECIPIENTS', flag: '--campaign-max-recipients', description: 'vehicles one campaign may name (default 100000)' },
+  streamMaxPerKey: { env: 'VGW_STREAM_MAX_PER_KEY', flag: '--stream-max-per-key', description: 'WebSocket streams open at once per API key (default 10)' },
   dbStatementTimeoutMs: { env: 'VGW_DB_STATEMENT_TIMEOUT_MS', flag: '--db-statement-timeout-ms', description: 'bound on every statement, so a half-open connection cannot stall the gateway (default 15000)' },
   maxPendingRecords: { env: 'VGW_MAX_PENDING_RECORDS', flag: '--max-pending-records', description: 'log rows waiting for a commit, at most, while the database is away (default 100000)' },
   retentionIntervalMs: { env: 'VGW_RETENTION_INTERVAL_MS', flag: '--retention-interval-ms', description: 'how often the gateway runs retention (default 86400000: daily; 0: never)' },
@@ -120,7 +153,8 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
     crl: get('tlsCrl')
   }
   const maxEnvelopeBytes = integer('maxEnvelopeBytes', get('maxEnvelopeBytes'), defaultEnvelopeLimits.maxBytes, 1024, 64 * 1024 * 1024)
-  const maxPacketBytes = integer('maxPacketBytes', get('maxPacketBytes'), Math.max(1024 * 1024, maxEnvelopeBytes * 2), 1024, 256 * 1024 * 1024)
+  // The packet limit follows the envelope limit: room to record an oversized envelope as rejected, no more.
+  const maxPacketBytes = integer('maxPacketBytes', get('maxPacketBytes'), Math.max(64 * 1024, maxEnvelopeBytes * 2), 1024, 256 * 1024 * 1024)
   if (maxPacketBytes <= maxEnvelopeBytes) {
     throw invalid('maxPacketBytes', String(maxPacketBytes), `must exceed ${SETTINGS.maxEnvelopeBytes.env} (${maxEnvelopeBytes}) so that oversized envelopes can still be recorded and rejected`)
   }
@@ -165,9 +199,35 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
     retentionIntervalMs: integer('retentionIntervalMs', get('retentionIntervalMs'), 86_400_000, 0, 2_147_483_647),
     database: {
       poolSize: integer('dbPoolSize', get('dbPoolSize'), 10, 2, 1000),
-      statementTimeoutMs: integer('dbStatementTimeoutMs', get('dbStatementTimeoutMs'), 15_000, 100, 3_600_000)
+      commitPoolSize: integer('dbCommitPoolSize', get('dbCommitPoolSize'), 8, 2, 1000),
+      statementTimeoutMs: integer('dbStatementTimeoutMs', get('dbStatementTimeoutMs'), 15_000, 100, 3_600_000),
+      idleInTransactionTimeoutMs: integer('dbIdleInTransactionTimeoutMs', get('dbIdleInTransactionTimeoutMs'), 60_000, 100, 3_600_000)
     },
     maxPendingRecords: integer('maxPendingRecords', get('maxPendingRecords'), 100_000, 100, 100_000_000),
+    maxPendingBytes: integer('maxPendingBytes', get('maxPendingBytes'), 256 * 1024 * 1024, 1024 * 1024, 64 * 1024 * 1024 * 1024),
+    commitStallMs: integer('commitStallMs', get('commitStallMs'), 10_000, 100, 3_600_000),
+    exports: { maxConcurrent: integer('exportMaxConcurrent', get('exportMaxConcurrent'), 2, 1, 100) },
+    vehicle: {
+      maxInflight: integer('vehicleMaxInflight', get('vehicleMaxInflight'), 16, 1, 65_535),
+      msgRate: integer('vehicleMsgRate', get('vehicleMsgRate'), 50, 1, 1_000_000),
+      msgBurst: integer('vehicleMsgBurst', get('vehicleMsgBurst'), 200, 1, 10_000_000),
+      bytesPerDay: integer('vehicleBytesPerDay', get('vehicleBytesPerDay'), 512 * 1024 * 1024, 1024, Number.MAX_SAFE_INTEGER)
+    },
+    edge: {
+      maxConnections: integer('maxConnections', get('maxConnections'), 100_000, 1, 10_000_000),
+      maxConnectionsPerAddress: integer('maxConnectionsPerAddress', get('maxConnectionsPerAddress'), 2000, 1, 10_000_000),
+      handshakesPerSecondPerAddress: integer('handshakeRatePerAddress', get('handshakeRatePerAddress'), 200, 1, 1_000_000),
+      handshakeTimeoutMs: integer('tlsHandshakeTimeoutMs', get('tlsHandshakeTimeoutMs'), 10_000, 100, 600_000),
+      securityEventsPerMinute: integer('securityEventsPerMinute', get('securityEventsPerMinute'), 10, 1, 1_000_000)
+    },
+    api: {
+      rateLimitPerKey: integer('apiRateLimitPerKey', get('apiRateLimitPerKey'), 5000, 1, 10_000_000),
+      rateLimitPerAddress: integer('apiRateLimitPerAddress', get('apiRateLimitPerAddress'), 50, 1, 10_000_000),
+      keyCacheMs: integer('apiKeyCacheMs', get('apiKeyCacheMs'), 5000, 0, 3_600_000),
+      pageMaxBytes: integer('pageMaxBytes', get('pageMaxBytes'), 4 * 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
+      campaignMaxRecipients: integer('campaignMaxRecipients', get('campaignMaxRecipients'), 100_000, 1, 100_000_000),
+      streamMaxPerKey: integer('streamMaxPerKey', get('streamMaxPerKey'), 10, 1, 100_000)
+    },
     redisUrl,
     workers
   }

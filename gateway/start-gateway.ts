@@ -3,7 +3,7 @@ import path from 'node:path'
 import type { Logger } from 'pino'
 import { initDevPki } from '../certs/index.ts'
 import { GatewayError, newUuidV7 } from '../protocol/index.ts'
-import { lockDataDir, openStore, startEmbeddedPostgres, type EmbeddedPostgres, type Store } from '../store/index.ts'
+import { lockDataDir, openStore, startEmbeddedPostgres, type EmbeddedPostgres, type Store, type StoreOptions } from '../store/index.ts'
 import { buildGateway, type Gateway } from './build-gateway.ts'
 import type { GatewayConfig } from './config.ts'
 
@@ -86,9 +86,18 @@ export async function prepareDeployment (config: GatewayConfig, logger: Logger, 
   }
 }
 
+/** The store's pools and timeouts as configured (docs/architecture.md, "Bulkheads"). */
+export function storePoolOptions (config: GatewayConfig): Pick<StoreOptions, 'pools' | 'statementTimeoutMs' | 'idleInTransactionTimeoutMs'> {
+  return {
+    pools: { commit: config.database.commitPoolSize, api: config.database.poolSize, export: config.exports.maxConcurrent },
+    statementTimeoutMs: config.database.statementTimeoutMs,
+    idleInTransactionTimeoutMs: config.database.idleInTransactionTimeoutMs
+  }
+}
+
 /** One gateway process on a prepared deployment: build, then listen. */
 export async function startGatewayProcess (config: GatewayConfig, logger: Logger, databaseUrl: string): Promise<{ gateway: Gateway, store: Store, mqttPort: number, httpPort: number }> {
-  const store: Store = openStore({ url: databaseUrl, newId: newUuidV7, logger, maxConnections: config.database.poolSize, statementTimeoutMs: config.database.statementTimeoutMs })
+  const store: Store = openStore({ url: databaseUrl, newId: newUuidV7, logger, ...storePoolOptions(config) })
   try {
     const gateway = await buildGateway(config, { store, logger })
     try {

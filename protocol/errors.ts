@@ -35,6 +35,11 @@ export const errorCatalogue = {
   GW_ERR_RETAIN_DENIED: { httpStatus: 403, message: 'retained messages are not allowed' },
   GW_ERR_WILL_DENIED: { httpStatus: 403, connackCode: 5, message: 'will messages are not allowed' },
   GW_ERR_PACKET_TOO_LARGE: { httpStatus: 413, message: 'the MQTT packet exceeds the maximum packet size' },
+  GW_ERR_QOS_DENIED: { httpStatus: 403, message: 'QoS 2 is not supported: vehicles publish at QoS 1' },
+  GW_ERR_QUOTA_EXCEEDED: { httpStatus: 429, message: 'the vehicle exceeded its message rate or daily byte quota' },
+  GW_ERR_CONNECTION_LIMIT: { httpStatus: 503, connackCode: 3, message: 'too many connections, from this address or in total' },
+  GW_ERR_HANDSHAKE_RATE: { httpStatus: 429, message: 'too many TLS handshakes from this address' },
+  GW_ERR_HANDSHAKE_TIMEOUT: { httpStatus: 408, message: 'the TLS handshake did not complete in time' },
 
   // REST API (DESIGN §5)
   GW_ERR_UNAUTHENTICATED: { httpStatus: 401, message: 'a valid bearer API key is required' },
@@ -51,10 +56,16 @@ export const errorCatalogue = {
   GW_ERR_INVALID_CURSOR: { httpStatus: 400, message: 'the cursor is not one this API issued' },
   GW_ERR_BODY_TOO_LARGE: { httpStatus: 413, message: 'the request body is too large' },
   GW_ERR_UNSUPPORTED_MEDIA_TYPE: { httpStatus: 415, message: 'the request body must be application/json' },
+  GW_ERR_RATE_LIMITED: { httpStatus: 429, message: 'too many requests; retry after the time in Retry-After' },
+  GW_ERR_STREAM_LIMIT: { httpStatus: 429, message: 'too many streams are open for this API key' },
+  GW_ERR_TOO_MANY_RECIPIENTS: { httpStatus: 413, message: 'the campaign names more vehicles than allowed' },
+  GW_ERR_EXPORT_BUSY: { httpStatus: 503, message: 'the most exports allowed at once are running; retry after the time in Retry-After' },
+  GW_ERR_EXPORT_FAILED: { httpStatus: 500, message: 'the export failed part-way; its output is incomplete' },
 
   // Operations
   GW_ERR_STORE_UNAVAILABLE: { httpStatus: 503, connackCode: 3, message: 'the database is not reachable' },
   GW_ERR_NOT_READY: { httpStatus: 503, message: 'the gateway is not ready' },
+  GW_ERR_COMMIT_STALLED: { httpStatus: 503, message: 'commits have made no progress while work is pending' },
   GW_ERR_CONFIG_INVALID: { httpStatus: 500, message: 'a configuration value is invalid' },
   GW_ERR_INTERNAL: { httpStatus: 500, message: 'an internal error occurred' }
 } as const satisfies Record<string, ErrorSpec>

@@ -9,15 +9,19 @@ export async function inTransaction<T> (pool: pg.Pool, fn: (client: pg.PoolClien
   } catch (err) {
     throw translateError(err)
   }
+  let broken: Error | undefined
   try {
     await client.query('BEGIN')
     const result = await fn(client)
     await client.query('COMMIT')
     return result
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined)
+    // A connection whose ROLLBACK fails is discarded, never handed back mid-transaction.
+    await client.query('ROLLBACK').catch((rollbackErr: unknown) => {
+      broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr))
+    })
     throw translateError(err)
   } finally {
-    client.release()
+    client.release(broken)
   }
 }

@@ -20,12 +20,32 @@ export { LifecycleRepository, type RetentionPolicy, type LegalHold, type AuditEn
 export { ExportReader } from './export-reader.ts'
 export { CampaignRepository, type NewCampaign, type CreatedCampaign, type CampaignReport } from './campaign-repository.ts'
 
+/** Connections per pool; each pool is a bulkhead (docs/architecture.md, "Bulkheads"). */
+export interface StorePools {
+  /** Uplink batches, status transitions, connect and disconnect rows: what PUBACK and CONNACK wait for. */
+  commit: number
+  /** REST reads and sends, the dispatcher's queue reads, expiry, campaigns, holds and policies. */
+  api: number
+  /** Legal exports' long cursors, one connection each. */
+  export: number
+}
+
+export const DEFAULT_POOLS: StorePools = { commit: 8, api: 10, export: 2 }
+
+export interface PoolStats {
+  pool: keyof StorePools
+  total: number
+  idle: number
+  waiting: number
+}
+
 export interface StoreOptions {
   url: string
   newId: () => string
   logger?: Logger
-  maxConnections?: number
+  pools?: Partial<StorePools>
   statementTimeoutMs?: number
+  idleInTransactionTimeoutMs?: number
 }
 
 export interface Store {
@@ -39,27 +59,37 @@ export interface Store {
   /** The role the pool's connections work as (the app role after migration 0005). */
   currentRole(): Promise<string>
   migrate(): Promise<void>
-  /** Resolves when the database answers; rejects with GW_ERR_STORE_UNAVAILABLE otherwise. */
+  /** Resolves when the database answers (on the API pool; the commit path has its own stall watch); rejects with GW_ERR_STORE_UNAVAILABLE otherwise. */
   ping(): Promise<void>
+  /** Connections in use and waiting, per pool. */
+  poolStats(): PoolStats[]
   close(): Promise<void>
 }
 
 export function openStore (opts: StoreOptions): Store {
-  const db: Database = openDatabase({
+  const sizes: StorePools = { ...DEFAULT_POOLS, ...opts.pools }
+  const open = (name: keyof StorePools, extra: { statementTimeoutMs?: number } = {}): Database => openDatabase({
     url: opts.url,
+    name,
     role: APP_ROLE,
+    maxConnections: sizes[name],
     ...(opts.logger !== undefined ? { logger: opts.logger } : {}),
-    ...(opts.maxConnections !== undefined ? { maxConnections: opts.maxConnections } : {}),
-    ...(opts.statementTimeoutMs !== undefined ? { statementTimeoutMs: opts.statementTimeoutMs } : {})
+    ...(opts.statementTimeoutMs !== undefined ? { statementTimeoutMs: opts.statementTimeoutMs } : {}),
+    ...(opts.idleInTransactionTimeoutMs !== undefined ? { idleInTransactionTimeoutMs: opts.idleInTransactionTimeoutMs } : {}),
+    ...extra
   })
+  const commit = open('commit')
+  const db = open('api')
+  const exportDb = open('export')
+  const all = [commit, db, exportDb]
   return {
-    transactions: new TransactionLog(db.pool),
-    vehicles: new VehicleRepository(db.orm),
+    transactions: new TransactionLog(commit.pool, db.pool),
+    vehicles: new VehicleRepository(commit.orm, db.orm),
     apiKeys: new ApiKeyRepository(db.orm, opts.newId),
-    messages: new MessageRepository(db.pool),
+    messages: new MessageRepository(commit.pool, db.pool),
     campaigns: new CampaignRepository(db.pool),
     lifecycle: new LifecycleRepository(db.pool, opts.url, opts.newId),
-    exports: new ExportReader(db.pool),
+    exports: new ExportReader(exportDb.pool),
     async currentRole () {
       try {
         return (await db.pool.query<{ r: string }>('SELECT current_user AS r')).rows[0]?.r ?? ''
@@ -81,6 +111,7 @@ export function openStore (opts: StoreOptions): Store {
         throw translateError(err)
       }
     },
-    close: () => db.close()
+    poolStats: () => all.map((d) => ({ pool: d.name as keyof StorePools, total: d.pool.totalCount, idle: d.pool.idleCount, waiting: d.pool.waitingCount })),
+    close: async () => { await Promise.all(all.map((d) => d.close())) }
   }
 }

@@ -116,10 +116,13 @@ SELECT $11, created_at, created_at, vin, market, 'down', 'MESSAGE', type, id::te
 FROM m
 RETURNING *`
 
+/** Status transitions commit through the commit pool; sends, reads and expiry use the API pool. */
 export class MessageRepository {
+  readonly #commitPool: pg.Pool
   readonly #pool: pg.Pool
 
-  constructor (pool: pg.Pool) {
+  constructor (commitPool: pg.Pool, pool: pg.Pool) {
+    this.#commitPool = commitPool
     this.#pool = pool
   }
 
@@ -176,7 +179,7 @@ export class MessageRepository {
       seen.set(tr.messageId, round + 1)
       ;(rounds[round] ??= []).push(tr)
     }
-    return await inTransaction(this.#pool, async (client) => {
+    return await inTransaction(this.#commitPool, async (client) => {
       const logged: TransactionRecord[] = []
       for (const round of rounds) {
         const { rows } = await client.query<Row>(TRANSITION_SQL, [

@@ -74,11 +74,17 @@ function toColumns (records: readonly TransactionRecord[]): unknown[][] {
   return cols
 }
 
+/**
+ * Appends go through the commit pool, reads through the API pool: a slow or abusive
+ * reader can never make an uplink's PUBACK wait (docs/architecture.md, "Bulkheads").
+ */
 export class TransactionLog {
+  readonly #commitPool: pg.Pool
   readonly #pool: pg.Pool
 
-  constructor (pool: pg.Pool) {
-    this.#pool = pool
+  constructor (commitPool: pg.Pool, readPool: pg.Pool) {
+    this.#commitPool = commitPool
+    this.#pool = readPool
   }
 
   /**
@@ -95,13 +101,13 @@ export class TransactionLog {
       return records.filter((r) => set.has(r.id))
     }
     try {
-      return inserted((await this.#pool.query<{ id: string }>(INSERT_SQL, params)).rows)
+      return inserted((await this.#commitPool.query<{ id: string }>(INSERT_SQL, params)).rows)
     } catch (err) {
       if ((err as { code?: string }).code !== PARTITION_MISSING) throw translateError(err)
       // A row outside the partitions made ahead (e.g. an old created_at): make its month and retry once.
       try {
         await this.ensurePartitions(records.map((r) => r.occurredAt))
-        return inserted((await this.#pool.query<{ id: string }>(INSERT_SQL, params)).rows)
+        return inserted((await this.#commitPool.query<{ id: string }>(INSERT_SQL, params)).rows)
       } catch (retryErr) {
         throw translateError(retryErr)
       }
@@ -113,7 +119,7 @@ export class TransactionLog {
     const months = new Set(instants.map((d) => `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, '0')}-01T00:00:00Z`))
     try {
       for (const month of months) {
-        await this.#pool.query('SELECT vgw_ensure_transactions_partition($1::timestamptz)', [month])
+        await this.#commitPool.query('SELECT vgw_ensure_transactions_partition($1::timestamptz)', [month])
       }
     } catch (err) {
       throw translateError(err)

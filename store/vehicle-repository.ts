@@ -14,17 +14,20 @@ export interface VehicleRow {
   registeredAt: Date | null
 }
 
+/** Connects and disconnects go through the commit pool (CONNACK waits on them); the rest through the API pool. */
 export class VehicleRepository {
+  readonly #commitOrm: NodePgDatabase
   readonly #orm: NodePgDatabase
 
-  constructor (orm: NodePgDatabase) {
+  constructor (commitOrm: NodePgDatabase, orm: NodePgDatabase) {
+    this.#commitOrm = commitOrm
     this.#orm = orm
   }
 
   /** Records a (re)connection: creates the vehicle on first sight, refreshes market and certificate. */
   async recordConnect (vin: string, market: string | null, certFingerprint: string, at: Date): Promise<void> {
     try {
-      await this.#orm.insert(vehicles)
+      await this.#commitOrm.insert(vehicles)
         .values({ vin, market, certFingerprint, firstSeenAt: at, lastSeenAt: at, lastConnectedAt: at })
         .onConflictDoUpdate({
           target: vehicles.vin,
@@ -54,7 +57,7 @@ export class VehicleRepository {
    */
   async recordDisconnect (vin: string, at: Date, sessionConnectedAt: Date): Promise<void> {
     try {
-      await this.#orm.update(vehicles).set({ lastSeenAt: at, lastDisconnectedAt: at })
+      await this.#commitOrm.update(vehicles).set({ lastSeenAt: at, lastDisconnectedAt: at })
         .where(and(eq(vehicles.vin, vin), eq(vehicles.lastConnectedAt, sessionConnectedAt)))
     } catch (err) {
       throw translateError(err)
