@@ -35,6 +35,8 @@ export class CommitBatcher<T> {
   #inFlight = 0
   #idleWaiters: Array<() => void> = []
   #closed = false
+  #lastCommitAt = performance.now()
+  #lastIdleAt = performance.now()
 
   constructor (opts: BatcherOptions<T>) {
     this.#opts = opts
@@ -45,7 +47,17 @@ export class CommitBatcher<T> {
     return this.#queue.length + this.#inFlight
   }
 
+  /**
+   * Milliseconds for which items have been pending without any batch committing; 0 while
+   * idle or progressing. Readiness reads it (a wedged commit path drains the gateway).
+   */
+  stalledForMs (now = performance.now()): number {
+    if (this.pending === 0) return 0
+    return Math.max(0, now - Math.max(this.#lastCommitAt, this.#lastIdleAt))
+  }
+
   add (item: T): Promise<void> {
+    if (this.pending === 0) this.#lastIdleAt = performance.now()
     if (this.#closed) return Promise.reject(new GatewayError('GW_ERR_NOT_READY', 'the gateway is shutting down'))
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ item, resolve, reject })
@@ -95,6 +107,7 @@ export class CommitBatcher<T> {
     for (let attempt = 0; ; attempt++) {
       try {
         await this.#opts.commit(batch.map((p) => p.item))
+        this.#lastCommitAt = performance.now()
         for (const p of batch) p.resolve()
         return
       } catch (err) {
