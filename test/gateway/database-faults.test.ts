@@ -110,7 +110,7 @@ t.test('killed database connections (57P01) are replaced and the work retried', 
   let killed = 0
   for (let i = 0; i < 5; i++) {
     await sleep(300)
-    const r = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'vgw' AND pid <> pg_backend_pid()")
+    const r = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'vgw-%' AND pid <> pg_backend_pid()")
     killed += r.rowCount ?? 0
   }
   t.ok(killed > 0, `${killed} gateway sessions terminated`)
