@@ -11,10 +11,13 @@ export interface BatcherOptions<T> {
   logger: Logger
   /** Waits between retries while the store is unavailable. */
   retryDelaysMs?: readonly number[]
+  /** Bytes an item holds in memory, for `pendingBytes` (the backlog's bound in bytes). */
+  sizeOf?: (item: T) => number
 }
 
 interface Pending<T> {
   item: T
+  bytes: number
   resolve: () => void
   reject: (err: Error) => void
 }
@@ -33,6 +36,7 @@ export class CommitBatcher<T> {
   #queue: Array<Pending<T>> = []
   #timer: NodeJS.Timeout | null = null
   #inFlight = 0
+  #pendingBytes = 0
   #idleWaiters: Array<() => void> = []
   #closed = false
   #lastCommitAt = performance.now()
@@ -40,6 +44,11 @@ export class CommitBatcher<T> {
 
   constructor (opts: BatcherOptions<T>) {
     this.#opts = opts
+  }
+
+  /** Bytes of the items waiting or committing (0 without `sizeOf`). */
+  get pendingBytes (): number {
+    return this.#pendingBytes
   }
 
   /** Items waiting or committing. */
@@ -59,8 +68,10 @@ export class CommitBatcher<T> {
   add (item: T): Promise<void> {
     if (this.pending === 0) this.#lastIdleAt = performance.now()
     if (this.#closed) return Promise.reject(new GatewayError('GW_ERR_NOT_READY', 'the gateway is shutting down'))
+    const bytes = this.#opts.sizeOf?.(item) ?? 0
+    this.#pendingBytes += bytes
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ item, resolve, reject })
+      this.#queue.push({ item, bytes, resolve, reject })
       if (this.#queue.length >= this.#opts.maxSize) this.#dispatch()
       else this.#timer ??= setTimeout(() => this.#dispatch(), this.#opts.maxDelayMs)
     })
@@ -91,6 +102,7 @@ export class CommitBatcher<T> {
       this.#inFlight++
       void this.#commitWithRetry(batch).finally(() => {
         this.#inFlight--
+        for (const p of batch) this.#pendingBytes -= p.bytes
         if (this.#queue.length > 0) {
           this.#dispatch()
         } else if (this.#inFlight === 0) {

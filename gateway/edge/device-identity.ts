@@ -13,7 +13,16 @@ export interface DeviceIdentity {
 
 export type IdentityResult =
   | { ok: true, identity: DeviceIdentity }
-  | { ok: false, code: ErrorCode, detail: string, claimedVin: string | null, fingerprint: string | null, remoteAddress: string }
+  | {
+    ok: false
+    code: ErrorCode
+    detail: string
+    claimedVin: string | null
+    /** Whether the certificate was issued by our CA (expired or revoked, say); a VIN claimed by any other is hearsay. */
+    chainsToCa: boolean
+    fingerprint: string | null
+    remoteAddress: string
+  }
 
 const EXPIRY_ERRORS = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID'])
 
@@ -31,17 +40,18 @@ export function identifyPeer (socket: TLSSocket): IdentityResult {
   const remoteAddress = socket.remoteAddress ?? 'unknown'
   const cert = socket.getPeerCertificate()
   const hasCert = cert !== null && typeof cert === 'object' && Object.keys(cert).length > 0
-  if (!hasCert) return { ok: false, code: 'GW_ERR_CERT_MISSING', detail: 'no client certificate', claimedVin: null, fingerprint: null, remoteAddress }
+  if (!hasCert) return { ok: false, code: 'GW_ERR_CERT_MISSING', detail: 'no client certificate', claimedVin: null, chainsToCa: false, fingerprint: null, remoteAddress }
   const cn = first(cert.subject?.CN)
   const claimedVin = cn !== null && isValidVin(cn) ? cn : null
   const fingerprint = cert.fingerprint256 ?? null
   if (!socket.authorized) {
     const reason = String(socket.authorizationError ?? 'unverified')
     const code: ErrorCode = reason === 'CERT_REVOKED' ? 'GW_ERR_CERT_REVOKED' : EXPIRY_ERRORS.has(reason) ? 'GW_ERR_CERT_EXPIRED' : 'GW_ERR_CERT_UNTRUSTED'
-    return { ok: false, code, detail: reason, claimedVin, fingerprint, remoteAddress }
+    // OpenSSL reports one error: expiry and revocation are checked only on a chain that verified.
+    return { ok: false, code, detail: reason, claimedVin, chainsToCa: code !== 'GW_ERR_CERT_UNTRUSTED', fingerprint, remoteAddress }
   }
   if (claimedVin === null) {
-    return { ok: false, code: 'GW_ERR_CERT_INVALID_VIN', detail: `subject CN ${JSON.stringify(cn)}`, claimedVin: null, fingerprint, remoteAddress }
+    return { ok: false, code: 'GW_ERR_CERT_INVALID_VIN', detail: `subject CN ${JSON.stringify(cn)}`, claimedVin: null, chainsToCa: true, fingerprint, remoteAddress }
   }
   const market = first(cert.subject?.C)
   return {

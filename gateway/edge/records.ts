@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Envelope, ErrorCode } from '../../protocol/index.ts'
 import type { TransactionRecord } from '../../store/index.ts'
 import type { DeviceIdentity } from './device-identity.ts'
@@ -50,8 +51,17 @@ export function acceptedUplink (ctx: RecordContext, who: DeviceIdentity, e: Enve
   }
 }
 
-/** A rejected uplink keeps its raw bytes and code; only fields that passed validation are copied. */
+/** Of an envelope over the size limit, the log keeps this many leading bytes, with the length and SHA-256 of the whole. */
+export const REJECTED_PREFIX_BYTES = 4096
+
+/**
+ * A rejected uplink keeps its raw bytes and code; only fields that passed validation are
+ * copied. An oversized one keeps its first REJECTED_PREFIX_BYTES, its length and its
+ * SHA-256: enough to prove what was sent without letting one vehicle fill the log.
+ */
 export function rejectedUplink (ctx: RecordContext, who: DeviceIdentity, code: ErrorCode, detail: string, raw: Uint8Array, messageId: string | null): TransactionRecord {
+  const oversized = code === 'GW_ERR_ENVELOPE_TOO_LARGE' && raw.byteLength > REJECTED_PREFIX_BYTES
+  const whole = oversized ? { length: raw.byteLength, sha256: createHash('sha256').update(raw).digest('hex'), storedBytes: REJECTED_PREFIX_BYTES } : {}
   return {
     ...BLANK,
     ...happeningNow(ctx, who),
@@ -60,8 +70,8 @@ export function rejectedUplink (ctx: RecordContext, who: DeviceIdentity, code: E
     messageId,
     status: 'rejected',
     errorCode: code,
-    raw,
-    details: { detail: scrubNul(detail).slice(0, 500) }
+    raw: oversized ? raw.subarray(0, REJECTED_PREFIX_BYTES) : raw,
+    details: { detail: scrubNul(detail).slice(0, 500), ...whole }
   }
 }
 

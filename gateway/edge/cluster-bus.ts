@@ -1,0 +1,62 @@
+import type { Aedes } from 'aedes'
+import type { Logger } from 'pino'
+
+export interface ClusterBusHandlers {
+  /** Some gateway of the cluster (maybe this one) queued a downlink for the vehicle. */
+  downlinkWaiting(vin: string): void
+  /** Some gateway of the cluster queued a campaign. */
+  campaignQueued(campaignId: string): void
+  /** Stream events committed by some gateway of the cluster (cluster mode only). */
+  events(bodies: unknown[]): void
+}
+
+/**
+ * Announcements between the gateways of a cluster. They ride Aedes' own bus (Redis in
+ * cluster mode, in-process otherwise); vehicles can neither publish nor subscribe `$`
+ * topics (topic-acl.ts), so only gateways speak on it.
+ */
+export class ClusterBus {
+  readonly #broker: Aedes
+
+  constructor (broker: Aedes) {
+    this.#broker = broker
+  }
+
+  /** Subscribes the handlers; events travel between gateways only in cluster mode. */
+  async start (handlers: ClusterBusHandlers, clustered: boolean, logger: Logger): Promise<void> {
+    if (clustered) {
+      await this.#subscribe('$vgw/events', (_topic, payload) => {
+        try {
+          handlers.events(JSON.parse(payload.toString('utf8')) as unknown[])
+        } catch (err) {
+          logger.warn({ err }, 'unreadable stream events from the cluster')
+        }
+      })
+    }
+    await this.#subscribe('$vgw/downlink/+', (topic) => handlers.downlinkWaiting(topic.slice('$vgw/downlink/'.length)))
+    await this.#subscribe('$vgw/campaign/+', (topic) => handlers.campaignQueued(topic.slice('$vgw/campaign/'.length)))
+  }
+
+  announceDownlink (vin: string): void {
+    this.#announce(`$vgw/downlink/${vin}`)
+  }
+
+  announceCampaign (campaignId: string): void {
+    this.#announce(`$vgw/campaign/${campaignId}`)
+  }
+
+  broadcastEvents (bodies: unknown[]): void {
+    this.#announce('$vgw/events', Buffer.from(JSON.stringify(bodies)))
+  }
+
+  #announce (topic: string, payload: Buffer = Buffer.alloc(0)): void {
+    this.#broker.publish({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false }, () => undefined)
+  }
+
+  #subscribe (topic: string, handle: (topic: string, payload: Buffer) => void): Promise<void> {
+    return new Promise<void>((resolve) => this.#broker.subscribe(topic, (packet, cb) => {
+      handle(packet.topic, Buffer.from(packet.payload as Buffer))
+      cb()
+    }, resolve))
+  }
+}
