@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import type { Test } from 'tap'
-import { createAuthority, devPkiPaths, initDevPki, issueLeaf, issueVehicleCertificate, loadAuthority, type DevPkiPaths } from '../../certs/index.ts'
+import { createAuthority, devPkiPaths, initDevPki, issueLeaf, issueVehicleCertificate, loadAuthority, loadDevAuthority, type DevPkiPaths } from '../../certs/index.ts'
 
 export interface VehicleCredentials {
   vin: string
@@ -18,6 +18,8 @@ export interface TestPki {
   vehicle(vin: string, market?: string, validity?: { notBefore: Date, notAfter: Date }): Promise<VehicleCredentials>
   /** A certificate with the same subject from a CA the gateway does not trust. */
   foreignVehicle(vin: string): Promise<VehicleCredentials>
+  /** A client certificate from the dev CA with any subject (e.g. a CN that is not a VIN); `vin` is the CN as given. */
+  anySubject(subject: string, cn: string): Promise<VehicleCredentials>
 }
 
 /** A dev PKI of its own in a temporary directory, removed at teardown. */
@@ -38,6 +40,10 @@ export async function testPki (t: Test): Promise<TestPki> {
       foreign ??= await loadAuthority(await createAuthority('someone else\'s CA', 1))
       const leaf = await issueLeaf(foreign, { subject: `CN=${vin}, C=DE`, clientAuth: true })
       return { vin, key: leaf.keyPem, cert: leaf.certPem }
+    },
+    async anySubject (subject, cn) {
+      const leaf = await issueLeaf(await loadDevAuthority(paths), { subject, clientAuth: true })
+      return { vin: cn, key: leaf.keyPem, cert: leaf.certPem }
     }
   }
 }
