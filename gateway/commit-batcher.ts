@@ -36,6 +36,8 @@ export class CommitBatcher<T> {
   #queue: Array<Pending<T>> = []
   #timer: NodeJS.Timeout | null = null
   #inFlight = 0
+  /** Items in the batches committing now (the backlog bound counts rows, not batches). */
+  #inFlightItems = 0
   #pendingBytes = 0
   #idleWaiters: Array<() => void> = []
   #closed = false
@@ -53,7 +55,7 @@ export class CommitBatcher<T> {
 
   /** Items waiting or committing. */
   get pending (): number {
-    return this.#queue.length + this.#inFlight
+    return this.#queue.length + this.#inFlightItems
   }
 
   /**
@@ -100,8 +102,10 @@ export class CommitBatcher<T> {
     while (this.#queue.length > 0 && this.#inFlight < this.#opts.maxConcurrent) {
       const batch = this.#queue.splice(0, this.#opts.maxSize)
       this.#inFlight++
+      this.#inFlightItems += batch.length
       void this.#commitWithRetry(batch).finally(() => {
         this.#inFlight--
+        this.#inFlightItems -= batch.length
         for (const p of batch) this.#pendingBytes -= p.bytes
         if (this.#queue.length > 0) {
           this.#dispatch()
