@@ -6,6 +6,8 @@ export interface Pump {
   /** message_id → time of the PUBACK, for every uplink acknowledged. */
   acked: Map<string, number>
   sent: Set<string>
+  /** message_id → time it was published. */
+  sentAt: Map<string, number>
   stop(waitMs?: number): Promise<void>
 }
 
@@ -13,12 +15,14 @@ export interface Pump {
 export function pump (client: MqttClient, vin: string, inFlight: number): Pump {
   const acked = new Map<string, number>()
   const sent = new Set<string>()
+  const sentAt = new Map<string, number>()
   let running = true
   let open = 0
   const one = (): void => {
     if (!running) return
     const e = envelope()
     sent.add(e.messageId)
+    sentAt.set(e.messageId, Date.now())
     open++
     client.publish(`vehicles/${vin}/up`, Buffer.from(encodeEnvelope(e)), { qos: 1 }, (err) => {
       open--
@@ -30,6 +34,7 @@ export function pump (client: MqttClient, vin: string, inFlight: number): Pump {
   return {
     acked,
     sent,
+    sentAt,
     async stop (waitMs = 30_000) {
       running = false
       const deadline = Date.now() + waitMs
