@@ -1,7 +1,7 @@
 import path from 'node:path'
 import { GatewayError, defaultEnvelopeLimits, type EnvelopeLimits } from '../protocol/index.ts'
 
-/** Everything the gateway reads at start (DESIGN §7). Built by loadConfig, or directly by tests. */
+/** Everything the gateway reads at start (README, "Configuration"). Built by loadConfig, or directly by tests. */
 export interface GatewayConfig {
   /** External PostgreSQL; undefined means the embedded one under dataDir. */
   databaseUrl: string | undefined
@@ -36,7 +36,7 @@ export interface GatewayConfig {
   /** Per source address and in total, before any MQTT byte is read. */
   edge: { maxConnections: number, maxConnectionsPerAddress: number, handshakesPerSecondPerAddress: number, handshakeTimeoutMs: number, securityEventsPerMinute: number }
   /** REST bounds. */
-  api: { rateLimitPerKey: number, rateLimitPerAddress: number, keyCacheMs: number, pageMaxBytes: number, campaignMaxRecipients: number, streamMaxPerKey: number }
+  api: { rateLimitPerKey: number, rateLimitPerAddress: number, keyCacheMs: number, pageMaxBytes: number, campaignMaxRecipients: number, streamMaxPerKey: number, streamPingMs: number }
   /** Cluster mode: the Redis that gateways sharing one fleet share; undefined: a single gateway. */
   redisUrl: string | undefined
   /** Gateway processes sharing the listening ports on this machine (cluster module); more than 1 needs redisUrl. */
@@ -51,7 +51,7 @@ interface Setting {
   description: string
 }
 
-/** The variables of DESIGN §7 plus tuning knobs; the README's table lists the same. */
+/** Every setting; the README's table lists the same. */
 export const SETTINGS = {
   databaseUrl: { env: 'DATABASE_URL', flag: '--database-url', description: 'external PostgreSQL; unset: embedded PostgreSQL under VGW_DATA_DIR' },
   dataDir: { env: 'VGW_DATA_DIR', flag: '--data-dir', description: 'embedded database, admin key (default .data)' },
@@ -96,6 +96,7 @@ export const SETTINGS = {
   pageMaxBytes: { env: 'VGW_PAGE_MAX_BYTES', flag: '--page-max-bytes', description: 'bytes of one API page at most; a page ends early past it (default 4194304)' },
   campaignMaxRecipients: { env: 'VGW_CAMPAIGN_MAX_RECIPIENTS', flag: '--campaign-max-recipients', description: 'vehicles one campaign may name (default 100000)' },
   streamMaxPerKey: { env: 'VGW_STREAM_MAX_PER_KEY', flag: '--stream-max-per-key', description: 'WebSocket streams open at once per API key (default 10)' },
+  streamPingMs: { env: 'VGW_STREAM_PING_MS', flag: '--stream-ping-ms', description: 'WebSocket ping interval; a stream that misses a pong by the next ping is closed (default 30000)' },
   dbStatementTimeoutMs: { env: 'VGW_DB_STATEMENT_TIMEOUT_MS', flag: '--db-statement-timeout-ms', description: 'bound on every statement, so a half-open connection cannot stall the gateway (default 15000)' },
   maxPendingRecords: { env: 'VGW_MAX_PENDING_RECORDS', flag: '--max-pending-records', description: 'log rows waiting for a commit, at most, while the database is away (default 100000)' },
   retentionIntervalMs: { env: 'VGW_RETENTION_INTERVAL_MS', flag: '--retention-interval-ms', description: 'how often the gateway runs retention (default 86400000: daily; 0: never)' },
@@ -226,7 +227,8 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
       keyCacheMs: integer('apiKeyCacheMs', get('apiKeyCacheMs'), 5000, 0, 3_600_000),
       pageMaxBytes: integer('pageMaxBytes', get('pageMaxBytes'), 4 * 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
       campaignMaxRecipients: integer('campaignMaxRecipients', get('campaignMaxRecipients'), 100_000, 1, 100_000_000),
-      streamMaxPerKey: integer('streamMaxPerKey', get('streamMaxPerKey'), 10, 1, 100_000)
+      streamMaxPerKey: integer('streamMaxPerKey', get('streamMaxPerKey'), 10, 1, 100_000),
+      streamPingMs: integer('streamPingMs', get('streamPingMs'), 30_000, 100, 3_600_000)
     },
     redisUrl,
     workers

@@ -8,7 +8,7 @@ export type Kind = typeof KINDS[number]
 export const ACK_STATUSES = ['ACK_STATUS_UNSPECIFIED', 'RECEIVED', 'DISPLAYED', 'READ', 'ACCEPTED', 'REJECTED'] as const
 export type AckStatus = typeof ACK_STATUSES[number]
 
-/** The envelope of DESIGN §3 with enums as their names. */
+/** The envelope (README, "The envelope") with enums as their names. */
 export interface Envelope {
   messageId: string
   correlationId: string
@@ -25,7 +25,7 @@ export interface Envelope {
 export type EnvelopeInput = Partial<Envelope> & Pick<Envelope, 'messageId' | 'kind' | 'type'>
 
 export interface EnvelopeLimits {
-  /** Largest accepted encoded envelope, in bytes (DESIGN §3: 256 KiB by default). */
+  /** Largest accepted encoded envelope, in bytes (256 KiB by default). */
   maxBytes: number
   /** How far in the past created_at_ms may lie. */
   maxAgeMs: number
@@ -89,7 +89,7 @@ export function parseEnvelope (bytes: Uint8Array): Envelope {
 }
 
 /**
- * Decodes and validates an uplink envelope (DESIGN §3). A failed result still
+ * Decodes and validates an uplink envelope (README, "The envelope"). A failed result still
  * carries the decoded envelope when the bytes were readable, so the caller can
  * quote its message_id in the error notice.
  */

@@ -11,7 +11,7 @@ export interface ErrorSpec {
 }
 
 export const errorCatalogue = {
-  // Envelopes (uplink validation, DESIGN §3)
+  // Envelopes (uplink validation, README "The envelope")
   GW_ERR_ENVELOPE_MALFORMED: { httpStatus: 400, message: 'the payload is not a decodable vgw.v1.Envelope' },
   GW_ERR_ENVELOPE_TOO_LARGE: { httpStatus: 413, message: 'the envelope is larger than the configured limit' },
   GW_ERR_ENVELOPE_INVALID_MESSAGE_ID: { httpStatus: 400, message: 'message_id must be a UUID' },
@@ -22,7 +22,7 @@ export const errorCatalogue = {
   GW_ERR_ENVELOPE_INVALID_ACK_STATUS: { httpStatus: 400, message: 'ack_status must be a known AckStatus, and set on ACK envelopes' },
   GW_ERR_ENVELOPE_INVALID_ATTRIBUTES: { httpStatus: 400, message: 'attributes exceed the allowed count or sizes' },
 
-  // MQTT identity and rights (DESIGN §2)
+  // MQTT identity and rights (README, "Vehicles: topics, identity, envelope")
   GW_ERR_CERT_MISSING: { httpStatus: 401, connackCode: 5, message: 'no client certificate was presented' },
   GW_ERR_CERT_UNTRUSTED: { httpStatus: 401, connackCode: 5, message: 'the client certificate is not signed by a trusted CA' },
   GW_ERR_CERT_EXPIRED: { httpStatus: 401, connackCode: 5, message: 'the client certificate has expired or is not yet valid' },
@@ -41,7 +41,7 @@ export const errorCatalogue = {
   GW_ERR_HANDSHAKE_RATE: { httpStatus: 429, message: 'too many TLS handshakes from this address' },
   GW_ERR_HANDSHAKE_TIMEOUT: { httpStatus: 408, message: 'the TLS handshake did not complete in time' },
 
-  // REST API (DESIGN §5)
+  // REST API (README, "REST API")
   GW_ERR_UNAUTHENTICATED: { httpStatus: 401, message: 'a valid bearer API key is required' },
   GW_ERR_FORBIDDEN: { httpStatus: 403, message: 'the API key lacks the scope this call needs' },
   GW_ERR_NOT_FOUND: { httpStatus: 404, message: 'no such route' },

@@ -1,4 +1,4 @@
-/** Topic names of DESIGN §2. A vehicle has exactly these two. */
+/** Topic names (README, "Vehicles: topics, identity, envelope"). A vehicle has exactly these two. */
 export type TopicDirection = 'up' | 'down'
 
 export function upTopic (vin: string): string {

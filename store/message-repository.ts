@@ -47,7 +47,7 @@ export interface MessageRow {
   finishedAt: Date | null
 }
 
-/** A forward move of one message (DESIGN §4); `raw` is the envelope for `sent`. */
+/** A forward move of one message (README, "Delivery semantics"); `raw` is the envelope for `sent`. */
 export interface Transition {
   messageId: string
   vin: string

@@ -27,7 +27,7 @@ interface Connection {
   again: boolean
 }
 
-/** The envelope of a downlink message, the same bytes on every (re)delivery (DESIGN §4). */
+/** The envelope of a downlink message, the same bytes on every (re)delivery (README, "Delivery semantics"). */
 export function downlinkEnvelope (m: MessageRow): Uint8Array {
   return encodeEnvelope({
     messageId: m.id,

@@ -1,7 +1,8 @@
+import { X509Certificate } from 'node:crypto'
 import type { TLSSocket } from 'node:tls'
 import { isValidVin, type ErrorCode } from '../../protocol/index.ts'
 
-/** Who a TLS peer is, read once from its verified certificate (DESIGN §2). */
+/** Who a TLS peer is, read once from its verified certificate (README, "Vehicles: topics, identity, envelope"). */
 export interface DeviceIdentity {
   vin: string
   /** Subject C: the vehicle's market (ISO 3166-1 alpha-2), null when absent. */
@@ -31,12 +32,30 @@ function first (value: string | string[] | undefined): string | null {
   return value ?? null
 }
 
+/** The certificates of a PEM bundle (the CA file may hold several). */
+export function parseAuthorities (pem: string | Buffer): X509Certificate[] {
+  return (pem.toString().match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((block) => new X509Certificate(block))
+}
+
+/**
+ * Whether one of our authorities signed this certificate. OpenSSL's verdict cannot tell:
+ * it reports the last error it met, so a certificate that merely names our CA as issuer,
+ * signed by any key, and expired comes back as CERT_HAS_EXPIRED, not as a bad signature.
+ */
+function issuedByUs (socket: TLSSocket, authorities: readonly X509Certificate[]): boolean {
+  const peer = socket.getPeerX509Certificate()
+  if (peer === undefined) return false
+  return authorities.some((ca) => peer.checkIssued(ca) && peer.verify(ca.publicKey))
+}
+
 /**
  * Reads the identity from a TLS socket whose handshake requested a client
  * certificate. The chain and CRL were checked by OpenSSL; this maps its verdict
  * to our codes and refuses anything but a verified certificate whose CN is a VIN.
+ * `authorities` are the CA certificates a refused certificate must be signed by for its
+ * claimed VIN to count (see chainsToCa).
  */
-export function identifyPeer (socket: TLSSocket): IdentityResult {
+export function identifyPeer (socket: TLSSocket, authorities: readonly X509Certificate[]): IdentityResult {
   const remoteAddress = socket.remoteAddress ?? 'unknown'
   const cert = socket.getPeerCertificate()
   const hasCert = cert !== null && typeof cert === 'object' && Object.keys(cert).length > 0
@@ -46,9 +65,10 @@ export function identifyPeer (socket: TLSSocket): IdentityResult {
   const fingerprint = cert.fingerprint256 ?? null
   if (!socket.authorized) {
     const reason = String(socket.authorizationError ?? 'unverified')
-    const code: ErrorCode = reason === 'CERT_REVOKED' ? 'GW_ERR_CERT_REVOKED' : EXPIRY_ERRORS.has(reason) ? 'GW_ERR_CERT_EXPIRED' : 'GW_ERR_CERT_UNTRUSTED'
-    // OpenSSL reports one error: expiry and revocation are checked only on a chain that verified.
-    return { ok: false, code, detail: reason, claimedVin, chainsToCa: code !== 'GW_ERR_CERT_UNTRUSTED', fingerprint, remoteAddress }
+    // Expired or revoked means something only for a certificate we issued, which OpenSSL's verdict does not promise (see issuedByUs).
+    const ours = (reason === 'CERT_REVOKED' || EXPIRY_ERRORS.has(reason)) && issuedByUs(socket, authorities)
+    const code: ErrorCode = !ours ? 'GW_ERR_CERT_UNTRUSTED' : reason === 'CERT_REVOKED' ? 'GW_ERR_CERT_REVOKED' : 'GW_ERR_CERT_EXPIRED'
+    return { ok: false, code, detail: reason, claimedVin, chainsToCa: ours, fingerprint, remoteAddress }
   }
   if (claimedVin === null) {
     return { ok: false, code: 'GW_ERR_CERT_INVALID_VIN', detail: `subject CN ${JSON.stringify(cn)}`, claimedVin: null, chainsToCa: true, fingerprint, remoteAddress }

@@ -2,7 +2,7 @@ import { downTopic, hasWildcard, upTopic, type ErrorCode } from '../../protocol/
 
 /**
  * A vehicle may publish only to its own up topic and subscribe only to its own
- * down topic (DESIGN §2). Returns the denial code, or null when allowed.
+ * down topic (README, "Vehicles: topics, identity, envelope"). Returns the denial code, or null when allowed.
  */
 export function checkPublish (vin: string, topic: string, retain: boolean): ErrorCode | null {
   if (topic.startsWith('$')) return 'GW_ERR_SYS_DENIED'

@@ -12,12 +12,12 @@ export interface UplinkDeps {
   logger: Logger
   /** Sends bytes on the vehicle's down topic at QoS 1, if it is listening. */
   publishDown: (vin: string, payload: Buffer) => Promise<void>
-  /** Records a vehicle app's ACK of a downlink message (DESIGN §4); resolves when committed. */
+  /** Records a vehicle app's ACK of a downlink message (README, "Delivery semantics"); resolves when committed. */
   acknowledge: (vin: string, ack: Envelope) => Promise<void>
 }
 
 /**
- * One uplink PUBLISH, from bytes to durable row (DESIGN §3, §4). Resolves once the
+ * One uplink PUBLISH, from bytes to durable row (docs/architecture.md, "The path of an uplink"). Resolves once the
  * row has committed: the caller answers the vehicle (PUBACK) only then. A bad
  * envelope is stored as `rejected` with its raw bytes and answered with an error
  * notice, and still resolves, so a poison message never blocks the vehicle's queue.
@@ -44,7 +44,7 @@ export async function handleUplink (deps: UplinkDeps, who: DeviceIdentity, raw: 
   })
 }
 
-/** DESIGN §3: kind RESPONSE, type `error`, ack_status REJECTED, ack_reason = the code. */
+/** README, "Delivery semantics (uplink)": kind RESPONSE, type `error`, ack_status REJECTED, ack_reason = the code. */
 export function buildErrorNotice (ctx: RecordContext, code: ErrorCode, detail: string, correlationId: string | null): Envelope {
   return {
     messageId: ctx.newId(),

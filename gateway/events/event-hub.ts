@@ -23,7 +23,7 @@ function matches (e: StreamEvent, f: StreamFilter): boolean {
   return (f.vin === undefined || e.vin === f.vin) && (f.kind === undefined || e.kind === f.kind) && (f.type === undefined || e.type === f.type)
 }
 
-/** Turns a committed log row into its stream event (DESIGN §5 names). */
+/** Turns a committed log row into its stream event (README, "The stream"). */
 export function eventOf (r: TransactionRecord): Omit<StreamEvent, 'seq'> {
   const event = r.direction === 'up'
     ? 'uplink'

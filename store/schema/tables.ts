@@ -16,7 +16,7 @@ export const vehicles = pgTable('vehicles', {
 }, (t) => [index('vehicles_market_idx').on(t.market)])
 
 /**
- * Downlink messages: PostgreSQL is the per-vehicle queue (DESIGN §4). A row is
+ * Downlink messages: PostgreSQL is the per-vehicle queue (README, "Delivery semantics"). A row is
  * committed (status `queued`) before the API answers 202; the dispatcher sends
  * every row not yet delivered and not expired whenever its vehicle is subscribed.
  * The envelope is built from the row the same way each time (created_at_ms is

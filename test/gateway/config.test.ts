@@ -2,7 +2,7 @@ import path from 'node:path'
 import t from 'tap'
 import { loadConfig } from '../../gateway/index.ts'
 
-t.test('defaults follow DESIGN §7', async (t) => {
+t.test('defaults are the documented ones', async (t) => {
   const c = loadConfig({}, {}, '/srv/vgw')
   t.equal(c.databaseUrl, undefined)
   t.equal(c.dataDir, '/srv/vgw/.data')
