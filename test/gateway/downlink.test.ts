@@ -1,5 +1,7 @@
+import tls from 'node:tls'
+import mqttPacket from 'mqtt-packet'
 import t from 'tap'
-import { encodeEnvelope } from '../../protocol/index.ts'
+import { encodeEnvelope, parseEnvelope, type Envelope } from '../../protocol/index.ts'
 import { inbox, messageStatus, register, send, waitForStatus } from '../helpers/downlink.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { connectVehicle, envelope, publishEnvelope } from '../helpers/vehicle.ts'
@@ -173,4 +175,100 @@ t.test('an uplink ACK may not acknowledge another vehicle\'s message', async (t)
   const car = await connectVehicle(t, { port: gw.mqttPort, ca: gw.pki.ca, creds: await gw.pki.vehicle(VIN) })
   await car.publishAsync(`vehicles/${VIN}/up`, Buffer.from(encodeEnvelope(envelope({ kind: 'ACK', correlationId: id, ackStatus: 'READ', type: 'message.ack' }))), { qos: 1 })
   t.match(await messageStatus(gw, id), { status: 'queued' })
+})
+
+/**
+ * A vehicle written in raw MQTT packets, so that it can read PUBLISH packets and hold
+ * their PUBACKs (mqtt.js reads no further packet until a message's PUBACK is sent).
+ */
+async function rawVehicle (t: Test, gw: TestGateway, vin: string): Promise<{ received: Envelope[], ackAll(): void }> {
+  const creds = await gw.pki.vehicle(vin)
+  const socket = tls.connect({ host: '127.0.0.1', port: gw.mqttPort, ca: gw.pki.ca, key: creds.key, cert: creds.cert })
+  t.teardown(() => { socket.destroy() })
+  const received: Envelope[] = []
+  const unacked: number[] = []
+  const parser = mqttPacket.parser({ protocolVersion: 4 })
+  let subscribed: () => void = () => undefined
+  const ready = new Promise<void>((resolve) => { subscribed = resolve })
+  parser.on('packet', (p) => {
+    if (p.cmd === 'connack') socket.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `vehicles/${vin}/down`, qos: 1 }] }))
+    if (p.cmd === 'suback') subscribed()
+    if (p.cmd === 'publish') {
+      received.push(parseEnvelope(p.payload as Buffer))
+      if (p.messageId !== undefined) unacked.push(p.messageId)
+    }
+  })
+  socket.on('data', (d: Buffer) => parser.parse(d))
+  socket.on('secureConnect', () => socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: vin, keepalive: 60 })))
+  await ready
+  return {
+    received,
+    ackAll () {
+      for (const messageId of unacked.splice(0)) socket.write(mqttPacket.generate({ cmd: 'puback', messageId }))
+    }
+  }
+}
+
+async function until (what: string, predicate: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}
+
+t.test('at most VGW_DOWNLINK_WINDOW messages wait for one vehicle\'s PUBACK; the next go out as PUBACKs come in', async (t) => {
+  const gw = await startTestGateway(t, { VGW_DOWNLINK_WINDOW: '3' })
+  await register(gw, VIN)
+  const ids: string[] = []
+  for (let i = 0; i < 10; i++) ids.push((await send(gw, VIN, { type: 'service.reminder', payload: `w${i}` })).body.id as string)
+  const car = await rawVehicle(t, gw, VIN)
+  await until('three arrive', () => car.received.length >= 3)
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  t.equal(car.received.length, 3, 'three sent, the other seven wait for PUBACKs')
+  const statuses = await Promise.all(ids.map(async (id) => (await messageStatus(gw, id)).status))
+  t.equal(statuses.filter((s) => s === 'sent').length, 3)
+  t.equal(statuses.filter((s) => s === 'queued').length, 7)
+
+  // Each PUBACK lets the next ones out, never more than three at a time.
+  for (let round = 0; round < 10 && car.received.length < 10; round++) {
+    const before = car.received.length
+    car.ackAll()
+    await until('the next arrive', () => car.received.length > before)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    t.ok(car.received.length - before <= 3, `round ${round}: ${car.received.length - before} more`)
+  }
+  car.ackAll()
+  for (const id of ids) await waitForStatus(gw, id, 'delivered')
+  t.same(new Set(car.received.map((e) => e.messageId)), new Set(ids), 'all ten arrive once PUBACKs flow')
+  t.equal(car.received.length, 10, 'none twice')
+})
+
+t.test('a vehicle subscribed at QoS 0: its messages stay sent and are sent again on its next connection', async (t) => {
+  const gw = await startTestGateway(t)
+  await register(gw, VIN)
+  const id = (await send(gw, VIN, { type: 'service.reminder', payload: 'no proof' })).body.id as string
+  const creds = await gw.pki.vehicle(VIN)
+  const subscribeAtQos0 = async () => {
+    const car = await connectVehicle(t, { port: gw.mqttPort, ca: gw.pki.ca, creds })
+    const box = inbox(car, VIN)
+    await car.subscribeAsync(`vehicles/${VIN}/down`, { qos: 0 })
+    return { car, box }
+  }
+  const first = await subscribeAtQos0()
+  const [got] = await first.box.next(1)
+  t.equal(got?.messageId, id)
+  await waitForStatus(gw, id, 'sent')
+  // A QoS 1 message is delivered within milliseconds (the tests above); this one has no PUBACK to prove it.
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  t.equal((await messageStatus(gw, id)).status, 'sent', 'no delivery proof at QoS 0')
+  first.car.end(true)
+  await new Promise((resolve) => setTimeout(resolve, 200))
+
+  const second = await subscribeAtQos0()
+  const [again] = await second.box.next(1)
+  t.equal(again?.messageId, id, 'sent again on the next connection')
+  const m = await waitForStatus(gw, id, 'sent')
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.same(((await messageStatus(gw, id)).history as Array<{ status: string }>).map((h) => h.status), ['queued', 'sent', 'sent'], `history: ${JSON.stringify(m.history)}`)
 })
