@@ -22,6 +22,14 @@ export interface CreatedApiKey extends ApiKeyIdentity {
   key: string
 }
 
+// `vgw_` and 32 random bytes in base64url (see create): anything else cannot be a key.
+const KEY_SHAPE = /^vgw_[A-Za-z0-9_-]{43}$/
+
+/** Whether a presented token could be a vgw key at all; one that cannot is refused without a lookup. */
+export function isApiKeyShaped (key: string): boolean {
+  return KEY_SHAPE.test(key)
+}
+
 function hashKey (key: string): string {
   return createHash('sha256').update(key).digest('hex')
 }
@@ -48,6 +56,7 @@ export class ApiKeyRepository {
 
   /** The key's identity, or null when the key is unknown or revoked. */
   async verify (key: string): Promise<ApiKeyIdentity | null> {
+    if (!isApiKeyShaped(key)) return null
     try {
       const rows = await this.#orm.select({ id: apiKeys.id, name: apiKeys.name, scopes: apiKeys.scopes }).from(apiKeys)
         .where(and(eq(apiKeys.keyHash, hashKey(key)), isNull(apiKeys.revokedAt))).limit(1)

@@ -1,4 +1,5 @@
 import type pg from 'pg'
+import { GatewayError } from '../protocol/index.ts'
 import { inTransaction } from './in-transaction.ts'
 import type { MessageContent } from './message-repository.ts'
 import { translateError } from './store-errors.ts'
@@ -8,6 +9,8 @@ export interface NewCampaign extends MessageContent {
   id: string
   apiKeyId: string | null
   target: { vins: string[] } | { market: string }
+  /** A market's vehicles past this many refuse the campaign with GW_ERR_TOO_MANY_RECIPIENTS (a list is checked by its caller). */
+  maxRecipients?: number
 }
 
 export interface CreatedCampaign {
@@ -25,6 +28,14 @@ export interface CampaignReport {
   messageCount: number
   skippedVins: string[]
   statuses: Record<string, number>
+}
+
+/** Counts at most max + 1 of the market's vehicles, so a huge market costs no full count. */
+async function refuseLargeMarket (client: pg.PoolClient, market: string, max: number): Promise<void> {
+  const { rows } = await client.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM (SELECT 1 FROM vehicles WHERE market = $1 LIMIT $2) v', [market, max + 1])
+  const n = rows[0]?.n ?? 0
+  if (n > max) throw new GatewayError('GW_ERR_TOO_MANY_RECIPIENTS', `market ${market} has more than ${max} vehicles, the most one campaign may name`)
 }
 
 export class CampaignRepository {
@@ -46,6 +57,7 @@ export class CampaignRepository {
       const targets = byVins
         ? 'SELECT v.vin, v.market FROM (SELECT DISTINCT unnest($1::text[]) AS vin) u JOIN vehicles v USING (vin)'
         : 'SELECT v.vin, v.market FROM vehicles v WHERE v.market = $1'
+      if (!byVins && c.maxRecipients !== undefined) await refuseLargeMarket(client, market as string, c.maxRecipients)
       let skippedVins: string[] = []
       if (byVins) {
         const skipped = await client.query<{ vin: string }>(
@@ -72,6 +84,8 @@ export class CampaignRepository {
          SELECT count(*)::int AS n FROM logged`,
         [vins ?? market, c.apiKeyId, c.id, c.type, Buffer.from(c.payload), JSON.stringify(c.attributes), c.ttlSeconds, c.priority, c.createdAt])
       const n = inserted.rows[0]?.n ?? 0
+      // Vehicles registered since the count could carry a market past the cap; the transaction rolls back then.
+      if (!byVins && c.maxRecipients !== undefined && n > c.maxRecipients) await refuseLargeMarket(client, market as string, c.maxRecipients)
       await client.query(
         `INSERT INTO campaigns (id, api_key_id, type, target, message_count, skipped_vins, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
         [c.id, c.apiKeyId, c.type, JSON.stringify(vins !== null ? { vins: vins.length } : { market }), n, JSON.stringify(skippedVins), c.createdAt])

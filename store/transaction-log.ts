@@ -5,7 +5,7 @@ import { fromRow, type Row } from './transaction-rows.ts'
 
 export type Direction = 'up' | 'down' | 'system'
 
-/** One row of the append-only transaction log (DESIGN §4). */
+/** One row of the append-only transaction log (README, "Delivery semantics"). */
 export interface TransactionRecord {
   id: string
   /** Event time and partition key; for uplinks the sender's created_at (stable across retries). */
@@ -38,6 +38,12 @@ export interface TransactionQuery {
   direction?: Direction
   limit: number
   cursor?: string
+  /**
+   * Bound on the page in bytes. The statement stops reading rows once its estimate of the
+   * page (raw bytes and their base64 forms) passes it; `fits` then decides row by row with the
+   * caller's exact measure. The first row is always taken, and the cursor goes on after the last taken.
+   */
+  budget?: { maxBytes: number, withRaw: boolean, fits: (r: TransactionRecord) => boolean }
 }
 
 export interface TransactionPage {
@@ -137,39 +143,25 @@ export class TransactionLog {
     await this.ensurePartitions(instants)
   }
 
-  /** One vehicle's log, newest first, with keyset paging. */
+  /** One vehicle's log, newest first, with keyset paging, bounded in rows and (with a budget) in bytes. */
   async listForVehicle (q: TransactionQuery): Promise<TransactionPage> {
-    const where = ['vin = $1']
-    const params: unknown[] = [q.vin]
-    const add = (clause: string, value: unknown): void => {
-      params.push(value)
-      where.push(clause.replace('?', `$${params.length}`))
-    }
-    if (q.from !== undefined) add('occurred_at >= ?', q.from)
-    if (q.to !== undefined) add('occurred_at < ?', q.to)
-    if (q.kind !== undefined) add('kind = ?', q.kind)
-    if (q.direction !== undefined) add('direction = ?', q.direction)
-    if (q.cursor !== undefined) {
-      const c = decodeCursor(q.cursor)
-      params.push(c.micros, c.id)
-      where.push(`(occurred_at, id) < (timestamptz 'epoch' + $${params.length - 1}::int8 * interval '1 microsecond', $${params.length}::uuid)`)
-    }
-    params.push(q.limit + 1)
-    const sql = `SELECT *, (extract(epoch from occurred_at) * 1000000)::int8 AS occurred_micros
-      FROM transactions WHERE ${where.join(' AND ')}
-      ORDER BY occurred_at DESC, id DESC LIMIT $${params.length}`
-    let rows: Array<Row & { occurred_micros: number }>
+    const { sql, params } = pageQuery(q)
+    let rows: PageRow[]
     try {
-      rows = (await this.#pool.query<Row & { occurred_micros: number }>(sql, params)).rows
+      rows = (await this.#pool.query<PageRow>(sql, params)).rows
     } catch (err) {
       throw translateError(err)
     }
-    const more = rows.length > q.limit
-    const page = more ? rows.slice(0, q.limit) : rows
+    const page: PageRow[] = []
+    for (const row of rows) {
+      if (page.length === q.limit || (page.length > 0 && row.over_budget)) break
+      if (q.budget !== undefined && !q.budget.fits(fromRow(row)) && page.length > 0) break
+      page.push(row)
+    }
     const last = page[page.length - 1]
     return {
       items: page.map(fromRow),
-      nextCursor: more && last !== undefined ? encodeCursor(last.occurred_micros, last.id) : null
+      nextCursor: page.length < rows.length && last !== undefined ? encodeCursor(last.occurred_micros, last.id) : null
     }
   }
 
@@ -182,6 +174,56 @@ export class TransactionLog {
     } catch (err) {
       throw translateError(err)
     }
+  }
+}
+
+type PageRow = Row & { occurred_micros: number, over_budget: boolean }
+
+/**
+ * The page's statement: limit + 1 rows (the extra one tells whether more follow) and,
+ * with a budget, a running estimate of their size, so that rows past the budget (but one,
+ * which says more follow) are never read; that row's raw bytes are not sent.
+ */
+function pageQuery (q: TransactionQuery): { sql: string, params: unknown[] } {
+  const where = ['vin = $1']
+  const params: unknown[] = [q.vin]
+  const add = (clause: string, value: unknown): void => {
+    params.push(value)
+    where.push(clause.replace('?', `$${params.length}`))
+  }
+  if (q.from !== undefined) add('occurred_at >= ?', q.from)
+  if (q.to !== undefined) add('occurred_at < ?', q.to)
+  if (q.kind !== undefined) add('kind = ?', q.kind)
+  if (q.direction !== undefined) add('direction = ?', q.direction)
+  if (q.cursor !== undefined) {
+    const c = decodeCursor(q.cursor)
+    params.push(c.micros, c.id)
+    where.push(`(occurred_at, id) < (timestamptz 'epoch' + $${params.length - 1}::int8 * interval '1 microsecond', $${params.length}::uuid)`)
+  }
+  params.push(q.limit + 1)
+  const limit = `$${params.length}`
+  const order = 'ORDER BY occurred_at DESC, id DESC'
+  if (q.budget === undefined) {
+    return {
+      sql: `SELECT *, (extract(epoch from occurred_at) * 1000000)::int8 AS occurred_micros, false AS over_budget
+        FROM transactions WHERE ${where.join(' AND ')} ${order} LIMIT ${limit}`,
+      params
+    }
+  }
+  // base64 is 4/3 of the bytes: the payload (at most the raw envelope) and, when asked for, the raw bytes again.
+  params.push(q.budget.withRaw ? 3 : 2, q.budget.maxBytes)
+  const estimate = `512 + coalesce(octet_length(raw), 0) * $${params.length - 1} + coalesce(octet_length(attributes::text), 0) + coalesce(octet_length(details::text), 0)`
+  const before = (upTo: number): string => `coalesce(sum(${estimate}) OVER (${order} ROWS BETWEEN UNBOUNDED PRECEDING AND ${upTo} PRECEDING), 0)`
+  return {
+    sql: `SELECT id, occurred_at, received_at, vin, market, direction, kind, type, message_id, correlation_id, created_at_ms, ttl_seconds,
+        attributes, ack_status, ack_reason, status, error_code, CASE WHEN over_budget THEN NULL ELSE raw END AS raw, details, occurred_micros, over_budget
+      FROM (
+        SELECT *, (extract(epoch from occurred_at) * 1000000)::int8 AS occurred_micros,
+          ${before(1)} >= $${params.length} AS over_budget, ${before(2)} >= $${params.length} AS past_budget
+        FROM transactions WHERE ${where.join(' AND ')} ${order} LIMIT ${limit}
+      ) page
+      WHERE NOT past_budget ${order}`,
+    params
   }
 }
 

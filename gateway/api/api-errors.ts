@@ -7,7 +7,7 @@ export function sendError (reply: FastifyReply, code: ErrorCode, message?: strin
   return reply.code(spec.httpStatus).send({ error: { code, message: message ?? spec.message } })
 }
 
-// Fastify's own error codes mapped onto the catalogue (DESIGN §5).
+// Fastify's own error codes mapped onto the catalogue (README, "REST API").
 const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'GW_ERR_BAD_JSON',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'GW_ERR_BAD_JSON',
@@ -16,11 +16,16 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'GW_ERR_BAD_JSON'
 }
 
+/** The request URL for a log line, with any `?token=` (a WebSocket's API key) censored. */
+export function loggableUrl (url: string): string {
+  return url.replace(/([?&]token=)[^&#]*/gi, '$1[redacted]')
+}
+
 /** Every error leaves the API as `{ error: { code, message } }` with a catalogue code. */
 export function installErrorHandling (app: FastifyInstance, logger: Logger): void {
   app.setErrorHandler((err: FastifyError | GatewayError, request, reply) => {
     if (err instanceof GatewayError) {
-      if (err.httpStatus >= 500) logger.error({ err, url: request.url }, 'request failed')
+      if (err.httpStatus >= 500) logger.error({ err, url: loggableUrl(request.url) }, 'request failed')
       return sendError(reply, err.code, err.message)
     }
     if (err.validation !== undefined) {
@@ -36,7 +41,7 @@ export function installErrorHandling (app: FastifyInstance, logger: Logger): voi
     if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
       return sendError(reply, 'GW_ERR_VALIDATION', err.message)
     }
-    logger.error({ err, url: request.url }, 'request failed')
+    logger.error({ err, url: loggableUrl(request.url) }, 'request failed')
     return sendError(reply, 'GW_ERR_INTERNAL')
   })
   app.setNotFoundHandler((request, reply) => sendError(reply, 'GW_ERR_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`))

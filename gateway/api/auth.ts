@@ -1,6 +1,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { ApiKeyIdentity, Scope, Store } from '../../store/index.ts'
+import type { ApiKeyIdentity, Scope } from '../../store/index.ts'
 import { sendError } from './api-errors.ts'
+import type { ApiKeyCache } from './key-cache.ts'
+import type { RateLimits } from './rate-limits.ts'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -23,25 +25,49 @@ function presentedKey (request: FastifyRequest): string | null {
   return typeof token === 'string' && token !== '' ? token : null
 }
 
-/** onRequest hook: 401 without a valid key, 403 without the route's scope. */
-export function bearerAuth (store: Store) {
+// Load balancers probe these; they are never limited.
+const UNLIMITED = new Set(['/health', '/ready'])
+
+export interface BearerAuthDeps {
+  keys: ApiKeyCache
+  limits: RateLimits
+}
+
+/**
+ * onRequest hook: rate limits, then 401 without a valid key, 403 without the route's scope.
+ * A key already known valid (cached) is counted against its own limit; every other request
+ * is counted per source address first, so a flood of made-up tokens meets 429 before it
+ * could reach the key lookup (which the cache and the key-shape check keep off the database).
+ */
+export function bearerAuth (deps: BearerAuthDeps) {
   return async function authenticate (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    if (request.routeOptions.url !== undefined && UNLIMITED.has(request.routeOptions.url)) return
+    const key = presentedKey(request)
+    const known = key !== null ? deps.keys.known(key) : undefined
+    if (known !== undefined) {
+      request.apiKey = known
+      await deps.limits.perKey(request, reply)
+    } else {
+      await deps.limits.perAddress(request, reply)
+    }
     const scope = request.routeOptions.config.scope
     if (scope === undefined) return
-    const key = presentedKey(request)
     if (key === null) {
       await sendError(reply, 'GW_ERR_UNAUTHENTICATED', 'send "Authorization: Bearer <api key>"')
       return reply
     }
-    const identity = await store.apiKeys.verify(key)
+    const identity = known ?? await deps.keys.lookup(key)
     if (identity === null) {
       await sendError(reply, 'GW_ERR_UNAUTHENTICATED', 'the API key is unknown or revoked')
       return reply
+    }
+    if (known === undefined) {
+      request.apiKey = identity
+      await deps.limits.perKey(request, reply)
     }
     if (!identity.scopes.includes(scope) && !identity.scopes.includes('admin')) {
       await sendError(reply, 'GW_ERR_FORBIDDEN', `this call needs the scope "${scope}"`)
       return reply
     }
-    request.apiKey = identity
   }
 }

@@ -5,9 +5,12 @@ import type { Logger } from 'pino'
 import type { EnvelopeLimits } from '../../protocol/index.ts'
 import type { Store } from '../../store/index.ts'
 import type { ConnectionRegistry } from '../edge/connections.ts'
+import type { GatewayConfig } from '../config.ts'
 import type { EventHub } from '../events/event-hub.ts'
 import { installErrorHandling } from './api-errors.ts'
 import { bearerAuth } from './auth.ts'
+import { ApiKeyCache } from './key-cache.ts'
+import { installRateLimits } from './rate-limits.ts'
 import { campaignRoutes } from './routes/campaign-routes.ts'
 import { healthRoutes, type HealthDeps } from './routes/health-routes.ts'
 import { lifecycleRoutes } from './routes/lifecycle-routes.ts'
@@ -27,19 +30,28 @@ export interface HttpAppDeps extends HealthDeps {
   notify: (vin: string) => void
   announceCampaign: (campaignId: string) => void
   clustered: boolean
+  /** REST bounds: rate limits, key cache, page bytes, campaign recipients, streams. */
+  api: GatewayConfig['api']
 }
 
-/** The REST API and stream (DESIGN §5), built but not listening. Its OpenAPI document is served at /docs. */
+// Whatever a log line of the API carries, a key or token in it is censored (the request URL is censored where it is logged).
+const REDACT = {
+  paths: ['authorization', 'headers.authorization', 'req.headers.authorization', 'apiKey', 'key', 'token', '*.key', '*.token'],
+  censor: '[redacted]'
+}
+
+/** The REST API and stream (README, "REST API"), built but not listening. Its OpenAPI document is served at /docs. */
 export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance> {
+  const logger = deps.logger.child({ part: 'api' }, { redact: REDACT })
   const app = Fastify({
-    loggerInstance: deps.logger.child({ part: 'api' }) as FastifyBaseLogger,
+    loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } }
   })
   app.decorateRequest('apiKey', null)
-  installErrorHandling(app, deps.logger)
+  installErrorHandling(app, logger)
   await app.register(swagger, {
     openapi: {
       info: { title: 'vgw REST API', version: '1' },
@@ -48,13 +60,15 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
     }
   })
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } })
-  app.addHook('onRequest', bearerAuth(deps.store))
+  const limits = await installRateLimits(app, { perKey: deps.api.rateLimitPerKey, perAddress: deps.api.rateLimitPerAddress })
+  const keys = new ApiKeyCache((key) => deps.store.apiKeys.verify(key), deps.api.keyCacheMs)
+  app.addHook('onRequest', bearerAuth({ keys, limits }))
   await app.register(healthRoutes, { notReadyReason: deps.notReadyReason })
-  await app.register(vehicleRoutes, { store: deps.store, connections: deps.connections, now: deps.now, clustered: deps.clustered })
+  await app.register(vehicleRoutes, { store: deps.store, connections: deps.connections, now: deps.now, clustered: deps.clustered, pageMaxBytes: deps.api.pageMaxBytes })
   const messageDeps = { store: deps.store, hub: deps.hub, limits: deps.limits, ...deps.downlink, now: deps.now, newId: deps.newId }
   await app.register(messageRoutes, { ...messageDeps, notify: deps.notify })
-  await app.register(campaignRoutes, { ...messageDeps, announceCampaign: deps.announceCampaign })
-  await app.register(streamRoutes, { hub: deps.hub })
+  await app.register(campaignRoutes, { ...messageDeps, announceCampaign: deps.announceCampaign, maxRecipients: deps.api.campaignMaxRecipients })
+  await app.register(streamRoutes, { hub: deps.hub, maxPerKey: deps.api.streamMaxPerKey, pingMs: deps.api.streamPingMs })
   await app.register(lifecycleRoutes, { store: deps.store, now: deps.now })
   app.get('/docs', { schema: { hide: true } }, async () => app.swagger())
   return app

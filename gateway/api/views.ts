@@ -1,11 +1,16 @@
 import { parseEnvelope, type JsonValue } from '../../protocol/index.ts'
 import type { TransactionRecord } from '../../store/index.ts'
 
+export interface TransactionViewOptions {
+  /** Whether `rawBase64` (the envelope bytes as received) is included; the legal export always keeps it. Default true. */
+  raw?: boolean
+}
+
 /**
- * The JSON shape of one transaction (DESIGN §5): envelope fields in camelCase, times as
+ * The JSON shape of one transaction (README, "REST API"): envelope fields in camelCase, times as
  * ISO strings, payload and raw bytes in base64. The API, the stream and the legal export share it.
  */
-export function transactionView (r: TransactionRecord): { [key: string]: JsonValue } {
+export function transactionView (r: TransactionRecord, options: TransactionViewOptions = {}): { [key: string]: JsonValue } {
   // The payload is not stored twice: it is read back from the raw envelope bytes.
   let payloadBase64: string | null = null
   if (r.raw !== null && r.status !== 'rejected') {
@@ -15,7 +20,7 @@ export function transactionView (r: TransactionRecord): { [key: string]: JsonVal
       payloadBase64 = null
     }
   }
-  return {
+  const view: { [key: string]: JsonValue } = {
     id: r.id,
     vin: r.vin,
     market: r.market,
@@ -34,7 +39,11 @@ export function transactionView (r: TransactionRecord): { [key: string]: JsonVal
     occurredAt: r.occurredAt.toISOString(),
     receivedAt: r.receivedAt.toISOString(),
     payloadBase64,
-    rawBase64: r.raw === null ? null : Buffer.from(r.raw).toString('base64'),
+    rawBase64: null,
     details: r.details as JsonValue
   }
+  // The raw bytes double an item's size, so the REST API sends them only when asked (?include=raw).
+  if (options.raw === false) delete view.rawBase64
+  else view.rawBase64 = r.raw === null ? null : Buffer.from(r.raw).toString('base64')
+  return view
 }

@@ -1,6 +1,7 @@
+import pg from 'pg'
 import t from 'tap'
 import { startTestGateway } from '../helpers/gateway.ts'
-import { connectVehicle } from '../helpers/vehicle.ts'
+import { connectVehicle, envelope, publishEnvelope } from '../helpers/vehicle.ts'
 
 const VIN = 'WVWZZZ1JZXW000070'
 
@@ -59,4 +60,77 @@ t.test('health and readiness', async (t) => {
   const gw = await startTestGateway(t)
   t.match(await gw.api('/health', { key: null }), { status: 200, body: { status: 'ok' } })
   t.match(await gw.api('/ready', { key: null }), { status: 200, body: { status: 'ready' } })
+})
+
+t.test('pages are bounded in bytes as well as rows, and carry raw envelope bytes only when asked', async (t) => {
+  const gw = await startTestGateway(t, { VGW_PAGE_MAX_BYTES: String(64 * 1024) })
+  const car = await connectVehicle(t, { port: gw.mqttPort, ca: gw.pki.ca, creds: await gw.pki.vehicle(VIN) })
+  const sent: string[] = []
+  for (let i = 0; i < 12; i++) {
+    const e = envelope({ payload: Buffer.alloc(12 * 1024, i) })
+    await publishEnvelope(car, VIN, e)
+    sent.push(e.messageId)
+  }
+  type Page = { items: Array<Record<string, unknown>>, nextCursor: string | null }
+  const walk = async (query: string): Promise<{ pages: number[], items: Array<Record<string, unknown>> }> => {
+    const pages: number[] = []
+    const items: Array<Record<string, unknown>> = []
+    let cursor: string | null = null
+    do {
+      const res = await fetch(`${gw.baseUrl}/v1/vehicles/${VIN}/transactions?direction=up&limit=1000${query}${cursor === null ? '' : `&cursor=${cursor}`}`, { headers: { authorization: `Bearer ${gw.adminKey}` } })
+      const text = await res.text()
+      t.equal(res.status, 200)
+      const page = JSON.parse(text) as Page
+      t.ok(Buffer.byteLength(text) <= 64 * 1024, `a page of ${Buffer.byteLength(text)} bytes`)
+      t.ok(page.items.length >= 1)
+      pages.push(page.items.length)
+      items.push(...page.items)
+      cursor = page.nextCursor
+    } while (cursor !== null)
+    return { pages, items }
+  }
+
+  const lean = await walk('')
+  t.ok(lean.pages.length > 1, `the log came in ${lean.pages.length} pages (${lean.pages.join(', ')} items)`)
+  t.same(lean.items.map((i) => i.messageId).sort(), [...sent].sort(), 'every uplink once, none lost at a page end')
+  t.ok(lean.items.every((i) => !('rawBase64' in i) && typeof i.payloadBase64 === 'string'), 'no raw bytes unless asked; the payload is there')
+
+  const full = await walk('&include=raw')
+  t.ok(full.pages.length > lean.pages.length, 'raw bytes make the pages end sooner')
+  t.same(full.items.map((i) => i.id), lean.items.map((i) => i.id), 'the same items')
+  const stored = await gw.store.transactions.findByMessageId(VIN, sent[0] as string)
+  const first = full.items.find((i) => i.messageId === sent[0])
+  t.equal(first?.rawBase64, Buffer.from(stored[0]?.raw ?? []).toString('base64'), 'with include=raw, the bytes as received')
+  t.match(await gw.api(`/v1/vehicles/${VIN}/transactions?include=everything`), { status: 400, body: { error: { code: 'GW_ERR_VALIDATION', message: /include/ } } })
+})
+
+t.test('API keys and tokens never reach the logs', async (t) => {
+  const gw = await startTestGateway(t)
+  await connectVehicle(t, { port: gw.mqttPort, ca: gw.pki.ca, creds: await gw.pki.vehicle(VIN) })
+  // A failing read is logged with its URL; a browser stream client puts its key in that URL.
+  const owner = new pg.Client({ connectionString: gw.dbUrl })
+  await owner.connect()
+  await owner.query('ALTER TABLE transactions RENAME TO transactions_away')
+  t.teardown(async () => {
+    await owner.query('ALTER TABLE transactions_away RENAME TO transactions')
+    await owner.end()
+  })
+  const failed = await gw.api(`/v1/vehicles/${VIN}/transactions?token=${gw.adminKey}`, { key: null })
+  t.equal(failed.status, 500)
+  await gw.api(`/v1/vehicles/${VIN}/transactions`, { key: gw.adminKey })
+  const logged = gw.logs.filter((l) => l.msg === 'request failed')
+  t.ok(logged.length >= 2, 'the failures were logged')
+  t.match(logged[0], { url: /token=\[redacted\]/ })
+  const secret = gw.adminKey.slice(4)
+  t.notOk(gw.logs.some((l) => JSON.stringify(l).includes(secret)), 'no log line holds the key')
+})
+
+t.test('an oversized request body is refused with GW_ERR_BODY_TOO_LARGE', async (t) => {
+  const gw = await startTestGateway(t)
+  const res = await gw.api(`/v1/vehicles/${VIN}/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ type: 'service.reminder', payload: 'x'.repeat(2 * 1024 * 1024) })
+  })
+  t.match(res, { status: 413, body: { error: { code: 'GW_ERR_BODY_TOO_LARGE' } } })
 })

@@ -80,7 +80,7 @@ t.test('bad envelopes are acknowledged, stored as rejected with raw bytes, and a
   })
 
   await t.test('the API shows rejected uplinks with their code and raw bytes', async (t) => {
-    const res = await gw.api(`/v1/vehicles/${VIN}/transactions?direction=up&limit=100`)
+    const res = await gw.api(`/v1/vehicles/${VIN}/transactions?direction=up&limit=100&include=raw`)
     const items = (res.body as { items: Array<Record<string, unknown>> }).items
     const malformed = items.find((i) => i.errorCode === 'GW_ERR_ENVELOPE_MALFORMED' && i.rawBase64 === Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f]).toString('base64'))
     t.ok(malformed, 'rejected row with rawBase64')

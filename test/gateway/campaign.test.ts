@@ -71,3 +71,19 @@ t.test('the OpenAPI document is served at /docs from the schemas that validate r
   t.ok(schema?.properties.ttlSeconds !== undefined)
   for (const p of ['/v1/messages/{id}', '/v1/campaigns', '/v1/campaigns/{id}', '/v1/vehicles/{vin}', '/v1/vehicles/{vin}/transactions']) t.ok(doc.paths[p], p)
 })
+
+t.test('campaign recipients are capped, for a list and for a market, and a refused campaign creates nothing', async (t) => {
+  const gw = await startTestGateway(t, { VGW_CAMPAIGN_MAX_RECIPIENTS: '3' })
+  const fr = [vin(500), vin(501), vin(502), vin(503)]
+  for (const v of fr) await register(gw, v, 'FR')
+  for (const v of fr.slice(0, 3)) await register(gw, v.replace('JZXW0005', 'JZXW0006'), 'IT')
+  const post = (body: unknown) => gw.api('/v1/campaigns', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  const message = { type: 'service.reminder', payload: 'x' }
+
+  t.match(await post({ vins: fr, ...message }), { status: 413, body: { error: { code: 'GW_ERR_TOO_MANY_RECIPIENTS', message: /4 vehicles.*3 at most/ } } })
+  t.match(await post({ market: 'FR', ...message }), { status: 413, body: { error: { code: 'GW_ERR_TOO_MANY_RECIPIENTS', message: /FR/ } } })
+  for (const v of fr) t.match((await gw.api(`/v1/vehicles/${v}`)).body, { pendingMessages: 0 }, `${v}: nothing was queued`)
+
+  t.match(await post({ vins: [fr[0], fr[1], fr[2], fr[0]], ...message }), { status: 202, body: { messageCount: 3 } }, 'three distinct VINs are within the cap')
+  t.match(await post({ market: 'IT', ...message }), { status: 202, body: { messageCount: 3 } }, 'a market of three is within the cap')
+})

@@ -14,6 +14,8 @@ export interface CampaignRoutesDeps {
   maxTtlSeconds: number
   now: () => number
   newId: () => string
+  /** Vehicles one campaign may name, whether listed or resolved from a market; past it 413 GW_ERR_TOO_MANY_RECIPIENTS. */
+  maxRecipients: number
 }
 
 type CampaignBody = MessageInput & { vins?: string[], market?: string }
@@ -25,7 +27,8 @@ export async function campaignRoutes (app: FastifyInstance, deps: CampaignRoutes
     bodyLimit: 64 * 1024 * 1024,
     schema: {
       summary: 'Send one message to each vehicle of a list or of a market',
-      description: 'Give exactly one of `vins` or `market`. Messages are created set-based in one transaction; unknown VINs are skipped and listed.',
+      description: 'Give exactly one of `vins` or `market`. Messages are created set-based in one transaction; unknown VINs are skipped and listed. ' +
+        'A list of more than VGW_CAMPAIGN_MAX_RECIPIENTS distinct VINs, or a market with more vehicles than that, is refused with 413 GW_ERR_TOO_MANY_RECIPIENTS.',
       body: {
         type: 'object',
         required: ['type', 'payload'],
@@ -42,13 +45,16 @@ export async function campaignRoutes (app: FastifyInstance, deps: CampaignRoutes
     if ((vins === undefined) === (market === undefined)) throw new GatewayError('GW_ERR_VALIDATION', 'body: give exactly one of vins or market')
     const bad = vins?.find((v) => !isValidVin(v))
     if (bad !== undefined) throw new GatewayError('GW_ERR_INVALID_VIN', `body.vins: "${bad.slice(0, 40)}" is not a valid VIN`)
+    const named = vins !== undefined ? new Set(vins).size : 0
+    if (named > deps.maxRecipients) throw new GatewayError('GW_ERR_TOO_MANY_RECIPIENTS', `body.vins names ${named} vehicles; a campaign may name ${deps.maxRecipients} at most`)
     const m = parseMessage(input, deps.limits, deps.defaultTtlSeconds)
     const created = await deps.store.campaigns.create({
       id: deps.newId(),
       apiKeyId: request.apiKey?.id ?? null,
       target: vins !== undefined ? { vins } : { market: market as string },
       ...m,
-      createdAt: new Date(deps.now())
+      createdAt: new Date(deps.now()),
+      maxRecipients: deps.maxRecipients
     })
     deps.hub.publish({ event: 'campaign.created', vin: null, kind: 'MESSAGE', type: m.type, campaignId: created.id, messageCount: created.messageCount })
     deps.announceCampaign(created.id)

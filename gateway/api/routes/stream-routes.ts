@@ -1,19 +1,37 @@
 import type { FastifyInstance } from 'fastify'
-import type { EventHub, StreamEvent, StreamFilter } from '../../events/event-hub.ts'
+import { GatewayError } from '../../../protocol/index.ts'
+import type { EventHub, StreamFilter } from '../../events/event-hub.ts'
+import { Heartbeat, StreamSession } from '../stream-session.ts'
 
 export interface StreamRoutesDeps {
   hub: EventHub
+  /** Streams open at once per API key; the next is refused with GW_ERR_STREAM_LIMIT. */
+  maxPerKey: number
+  /** Ping interval; a stream that misses a pong by the next ping is terminated. */
+  pingMs: number
 }
 
-// A client that reads slower than this much backlog is dropped rather than buffered without end.
-const MAX_BACKLOG_BYTES = 8 * 1024 * 1024
+// The close code and reason for a stream over the per-key cap that won a race past the check before the upgrade.
+const POLICY_VIOLATION = 1008
 
 export async function streamRoutes (app: FastifyInstance, deps: StreamRoutesDeps): Promise<void> {
+  const openPerKey = new Map<string, number>()
+  const heartbeat = new Heartbeat(deps.pingMs)
+  app.addHook('onClose', async () => heartbeat.stop())
+  const full = (keyId: string): boolean => (openPerKey.get(keyId) ?? 0) >= deps.maxPerKey
+  const refusal = (): string => `this API key already has ${deps.maxPerKey} streams open, the most allowed`
   app.get<{ Querystring: { vin?: string, kind?: string, type?: string, since?: number, token?: string } }>('/v1/stream', {
     websocket: true,
     config: { scope: 'stream:read' },
+    // Refused before the upgrade, as a plain 429, while the key has its most streams open.
+    preHandler: async (request) => {
+      if (full(request.apiKey?.id ?? '')) throw new GatewayError('GW_ERR_STREAM_LIMIT', refusal())
+    },
     schema: {
       summary: 'Live events (WebSocket), filterable; resume with since',
+      description: 'At most VGW_STREAM_MAX_PER_KEY streams per API key (the next upgrade is answered 429 GW_ERR_STREAM_LIMIT). ' +
+        'The gateway pings every VGW_STREAM_PING_MS and terminates a client that has not answered the previous ping; ' +
+        'a client more than 1 MiB behind is closed with 1013.',
       querystring: {
         type: 'object',
         additionalProperties: false,
@@ -27,27 +45,32 @@ export async function streamRoutes (app: FastifyInstance, deps: StreamRoutesDeps
       }
     }
   }, (socket, request) => {
+    const keyId = request.apiKey?.id ?? ''
+    if (full(keyId)) {
+      socket.close(POLICY_VIOLATION, `GW_ERR_STREAM_LIMIT: ${refusal()}`.slice(0, 123))
+      return
+    }
+    openPerKey.set(keyId, (openPerKey.get(keyId) ?? 0) + 1)
+    const session = new StreamSession(socket, request.log)
+    session.onEnd(() => {
+      const n = (openPerKey.get(keyId) ?? 1) - 1
+      if (n > 0) openPerKey.set(keyId, n)
+      else openPerKey.delete(keyId)
+    })
+    heartbeat.watch(socket)
     const q = request.query
     const filter: StreamFilter = {
       ...(q.vin !== undefined ? { vin: q.vin } : {}),
       ...(q.kind !== undefined ? { kind: q.kind } : {}),
       ...(q.type !== undefined ? { type: q.type } : {})
     }
-    const send = (e: StreamEvent | Record<string, unknown>): void => {
-      if (socket.bufferedAmount > MAX_BACKLOG_BYTES) {
-        socket.close(1013, 'client too slow')
-        return
-      }
-      socket.send(JSON.stringify(e))
-    }
-    // Replay and subscribe in the same tick, so that no event falls between them.
+    // Replay and subscribe in the same tick, so that no event falls between them; live events wait behind the replay.
+    const unsubscribe = deps.hub.subscribe(filter, (e) => session.send(e))
+    session.onEnd(unsubscribe)
     if (q.since !== undefined) {
       const { events, gap, oldestSeq } = deps.hub.replay(q.since, filter)
-      if (gap) send({ event: 'gap', since: q.since, oldestSeq, message: 'events after since are no longer retained; read the REST API for what was missed' })
-      for (const e of events) send(e)
+      const first = gap ? [{ event: 'gap', since: q.since, oldestSeq, message: 'events after since are no longer retained; read the REST API for what was missed' }] : []
+      void session.replay([...first, ...events])
     }
-    const unsubscribe = deps.hub.subscribe(filter, send)
-    socket.on('close', unsubscribe)
-    socket.on('error', unsubscribe)
   })
 }
