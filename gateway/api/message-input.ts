@@ -1,6 +1,6 @@
 import { GatewayError, encodeEnvelope, type EnvelopeLimits } from '../../protocol/index.ts'
 
-/** The fields of one message as a backend sends them (DESIGN §5). */
+/** The fields of one message as a backend sends them (README, "REST API"). */
 export interface MessageInput {
   type: string
   payload: string
