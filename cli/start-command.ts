@@ -1,22 +1,50 @@
-import cluster from 'node:cluster'
+import cluster, { type Worker } from 'node:cluster'
 import path from 'node:path'
 import type { Logger } from 'pino'
 import { DEV_CERT_DIR, loadConfig, prepareDeployment, startGateway, startGatewayProcess, type ConfigInput, type GatewayConfig } from '../gateway/index.ts'
 import { createLogger } from './logger.ts'
 
+/** How long a last log line may take to leave before the process exits anyway. */
+const FLUSH_BOUND_MS = 500
+
 /**
- * SIGINT/SIGTERM run `stop` once, bounded by the shutdown timeout; a second signal exits
- * at once. A worker ignores the second: Ctrl-C reaches it from the terminal and again from its primary.
+ * Flushes pino (it writes asynchronously, and the last lines, `stopped`, would be lost),
+ * then exits; at most once, and within FLUSH_BOUND_MS even when stdout is stuck.
  */
-function onSignals (logger: Logger, timeoutMs: number, stop: () => Promise<void>, secondSignalExits = true): void {
-  // pino writes asynchronously: flush before exiting, or the last lines (`stopped`) can be lost.
-  const exit = (code: number): void => logger.flush(() => process.exit(code))
+function exiter (logger: Logger): (code: number) => void {
+  let exiting = false
+  return (code) => {
+    if (exiting) return
+    exiting = true
+    setTimeout(() => process.exit(code), FLUSH_BOUND_MS).unref()
+    logger.flush(() => process.exit(code))
+  }
+}
+
+interface SignalPlan {
+  /** The graceful shutdown; runs once. */
+  stop: () => Promise<void>
+  /** A second signal exits at once (after `beforeExit`); false: it is ignored. */
+  secondSignalExits: boolean
+  /** Runs on the second signal just before the exit, synchronously. */
+  beforeExit?: () => void
+}
+
+/**
+ * SIGINT/SIGTERM run `stop` once, bounded by the shutdown timeout. A second signal exits
+ * at once and never starts the shutdown again (README, "When things fail"). A worker
+ * ignores the second: Ctrl-C reaches it from the terminal and again from its primary.
+ */
+function onSignals (logger: Logger, timeoutMs: number, plan: SignalPlan): void {
+  const exit = exiter(logger)
   let stopping = false
   const handle = (signal: NodeJS.Signals): void => {
-    if (stopping && !secondSignalExits) return
     if (stopping) {
+      if (!plan.secondSignalExits) return
       logger.warn({ signal }, 'second signal: exiting without drain')
+      plan.beforeExit?.()
       exit(1)
+      return
     }
     stopping = true
     logger.info({ signal }, 'draining')
@@ -24,7 +52,7 @@ function onSignals (logger: Logger, timeoutMs: number, stop: () => Promise<void>
       logger.error({ timeoutMs }, 'drain took too long; exiting')
       process.exit(1) // no flush: it could wait on a stuck stdout, which this bound is here to cut
     }, timeoutMs).unref()
-    stop().then(() => {
+    plan.stop().then(() => {
       logger.info('stopped')
       exit(0)
     }, (err: unknown) => {
@@ -38,6 +66,21 @@ function onSignals (logger: Logger, timeoutMs: number, stop: () => Promise<void>
 
 function printAdminKey (config: GatewayConfig, key: string | null): void {
   if (key !== null) process.stdout.write(`\nAdmin API key (shown once, also written to ${path.join(config.dataDir, 'admin.key')}):\n  ${key}\n\n`)
+}
+
+/** Time the primary allows, past the workers' own drain bound, to stop the database after them. */
+const DATABASE_STOP_MARGIN_MS = 5000
+
+function liveWorkers (): Worker[] {
+  return Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead())
+}
+
+/** SIGTERM to every gateway process; resolves once each has exited. */
+async function drainWorkers (): Promise<void> {
+  await Promise.all(liveWorkers().map((w) => new Promise<void>((resolve) => {
+    w.once('exit', () => resolve())
+    w.process.kill('SIGTERM')
+  })))
 }
 
 /**
@@ -64,15 +107,21 @@ async function runPrimary (config: GatewayConfig, logger: Logger): Promise<void>
     })
   }
   for (let i = 0; i < config.workers; i++) fork()
-  onSignals(logger, config.shutdownTimeoutMs, async () => {
-    stopping = true
-    const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined)
-    await Promise.all(workers.map((w) => new Promise<void>((resolve) => {
-      if (w.isDead()) return resolve()
-      w.once('exit', () => resolve())
-      w.process.kill('SIGTERM')
-    })))
-    await prepared.stop()
+  onSignals(logger, config.shutdownTimeoutMs + DATABASE_STOP_MARGIN_MS, {
+    secondSignalExits: true,
+    // The database stops only after every gateway process has exited: never under one still draining.
+    async stop () {
+      stopping = true
+      await drainWorkers()
+      logger.info('gateway processes stopped; stopping the database')
+      await prepared.stop()
+    },
+    // Out at once: no gateway process may go on without its primary. The embedded database is
+    // left running and stopped by the next start, as after a SIGKILL.
+    beforeExit () {
+      stopping = true
+      for (const w of liveWorkers()) w.process.kill('SIGKILL')
+    }
   })
 }
 
@@ -80,10 +129,13 @@ async function runWorker (config: GatewayConfig, logger: Logger): Promise<void> 
   if (config.databaseUrl === undefined) throw new Error('a gateway worker needs DATABASE_URL from its primary')
   const running = await startGatewayProcess(config, logger, config.databaseUrl)
   process.send?.({ type: 'listening', mqttPort: running.mqttPort, httpPort: running.httpPort })
-  onSignals(logger, config.shutdownTimeoutMs, async () => {
-    await running.gateway.close()
-    await running.store.close()
-  }, false)
+  onSignals(logger, config.shutdownTimeoutMs, {
+    secondSignalExits: false,
+    async stop () {
+      await running.gateway.close()
+      await running.store.close()
+    }
+  })
 }
 
 /** `vgw start` (what `npm start` runs): reads config, starts, and handles signals. */
@@ -97,5 +149,5 @@ export async function runStart (flags: ConfigInput): Promise<void> {
   const running = await startGateway(config, logger, path.resolve(DEV_CERT_DIR))
   printAdminKey(config, running.createdAdminKey)
   process.stdout.write(`vgw ready: MQTT over mutual TLS on ${config.host}:${running.mqttPort}, HTTP on ${config.host}:${running.httpPort}\n`)
-  onSignals(logger, config.shutdownTimeoutMs, () => running.stop())
+  onSignals(logger, config.shutdownTimeoutMs, { secondSignalExits: true, stop: () => running.stop() })
 }

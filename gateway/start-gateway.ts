@@ -13,6 +13,7 @@ export interface RunningGateway {
   httpPort: number
   /** The admin key when this start created it (first start), else null. */
   createdAdminKey: string | null
+  /** Drains the gateway, closes the store, then stops the database; a second call waits on the first. */
   stop(): Promise<void>
 }
 
@@ -117,16 +118,19 @@ export async function startGateway (config: GatewayConfig, logger: Logger, certD
   const prepared = await prepareDeployment(config, logger, certDir)
   try {
     const running = await startGatewayProcess(config, logger, prepared.databaseUrl)
+    // In this order, and once: the database stops only after the gateway has drained and let go of it.
+    let stopped: Promise<void> | null = null
+    const stopInOrder = async (): Promise<void> => {
+      await running.gateway.close()
+      await running.store.close()
+      await prepared.stop()
+    }
     return {
       gateway: running.gateway,
       mqttPort: running.mqttPort,
       httpPort: running.httpPort,
       createdAdminKey: prepared.createdAdminKey,
-      async stop () {
-        await running.gateway.close()
-        await running.store.close()
-        await prepared.stop()
-      }
+      stop: () => (stopped ??= stopInOrder())
     }
   } catch (err) {
     await prepared.stop()
