@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import { defaultFleetOptions, runFleet, type FleetOptions, type Scenario } from '../../simulators/index.ts'
 import { gatewayEnv, signalGroup, startVgwForTest, type GatewayProcess } from '../helpers/gateway-process.ts'
 import type { TestPki } from '../helpers/pki.ts'
-import { REDIS_URL, requireRedis } from '../helpers/redis.ts'
+import { REDIS_URL, redisTestOptions } from '../helpers/redis.ts'
 import { sharedDeployment } from '../helpers/shared-database.ts'
 import { tcpBalancer, type Balancer } from '../helpers/tcp-balancer.ts'
 
@@ -45,45 +45,51 @@ function fleetOptions (c: Cluster, over: Partial<FleetOptions>): FleetOptions {
   }
 }
 
-if (await requireRedis(t, 'rolling-restart tests')) {
-  t.test('a rolling restart of two gateways loses nothing and fails no REST call the client would not retry', async (t) => {
-    const c = await cluster(t)
-    const restart = async (i: number): Promise<void> => {
-      const old = c.gateways[i] as GatewayProcess
-      // Out of the balancers first, then drain: vehicles reconnect to the other gateway.
-      const others = c.gateways.filter((g) => g !== old)
-      c.mqtt.setBackends(others.map((g) => g.mqttPort))
-      c.api.setBackends(others.map((g) => g.httpPort))
-      signalGroup(old, 'SIGTERM')
-      const exit = await old.exited
-      t.equal(exit.code, 0, `gateway ${i} exited 0`)
-      // Its last lines may still be in the pipe when the exit is reported.
-      const deadline = Date.now() + 3000
-      while (!old.output.some((l) => l.includes('"msg":"stopped"')) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
-      t.ok(old.output.some((l) => l.includes('"msg":"stopped"')), `gateway ${i} drained and stopped:\n${old.output.slice(-5).join('\n')}`)
-      const fresh = await c.start()
-      c.gateways[i] = fresh
-      c.mqtt.setBackends(c.gateways.map((g) => g.mqttPort))
-      c.api.setBackends(c.gateways.map((g) => g.httpPort))
-    }
-    const run = runFleet(fleetOptions(c, { durationMs: 14_000 }))
-    await new Promise((resolve) => setTimeout(resolve, 4000))
-    await restart(0)
-    await new Promise((resolve) => setTimeout(resolve, 2000))
-    await restart(1)
-    const report = await run
-    t.equal(report.downlinks.postFailed, 0, `no failed REST call (${report.downlinks.retried} retried)`)
-    t.ok(report.counters.disconnects >= 8, `vehicles moved between gateways (${report.counters.disconnects} drops)`)
-    t.match(report.verification, { ok: true, mismatches: [] })
-    t.ok((report.verification?.uplinksChecked ?? 0) > 200, `${report.verification?.uplinksChecked ?? 0} uplinks verified`)
-  })
+const redis = await redisTestOptions(t)
 
-  for (const scenario of ['flaky-network', 'reconnect-storm'] as Scenario[]) {
-    t.test(`scenario ${scenario} against a two-gateway cluster verifies clean`, async (t) => {
-      const c = await cluster(t)
-      const report = await runFleet(fleetOptions(c, { scenario }))
-      t.same(report.errors, {})
-      t.match(report.verification, { ok: true, mismatches: [] })
-    })
+t.test('a rolling restart of two gateways loses nothing and fails no REST call the client would not retry', redis, async (t) => {
+  const c = await cluster(t)
+  const restart = async (i: number): Promise<void> => {
+    const old = c.gateways[i] as GatewayProcess
+    // Out of the balancers first, then drain: vehicles reconnect to the other gateway.
+    const others = c.gateways.filter((g) => g !== old)
+    c.mqtt.setBackends(others.map((g) => g.mqttPort))
+    c.api.setBackends(others.map((g) => g.httpPort))
+    signalGroup(old, 'SIGTERM')
+    const exit = await old.exited
+    t.equal(exit.code, 0, `gateway ${i} exited 0`)
+    // Its last lines may still be in the pipe when the exit is reported.
+    const deadline = Date.now() + 3000
+    while (!old.output.some((l) => l.includes('"msg":"stopped"')) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+    t.ok(old.output.some((l) => l.includes('"msg":"stopped"')), `gateway ${i} drained and stopped:\n${old.output.slice(-5).join('\n')}`)
+    const fresh = await c.start()
+    c.gateways[i] = fresh
+    c.mqtt.setBackends(c.gateways.map((g) => g.mqttPort))
+    c.api.setBackends(c.gateways.map((g) => g.httpPort))
   }
+  // The restarts are timed from the moment the fleet is connected, as its run is.
+  let connected: () => void = () => undefined
+  const fleetConnected = new Promise<void>((resolve) => { connected = resolve })
+  const run = runFleet(fleetOptions(c, { durationMs: 14_000 }), {
+    onProgress: (p) => { if (p.counters.connected >= p.target) connected() }
+  })
+  await Promise.race([fleetConnected, run])
+  await new Promise((resolve) => setTimeout(resolve, 3000))
+  await restart(0)
+  await new Promise((resolve) => setTimeout(resolve, 2000))
+  await restart(1)
+  const report = await run
+  t.equal(report.downlinks.postFailed, 0, `no failed REST call (${report.downlinks.retried} retried)`)
+  t.ok(report.counters.disconnects >= 8, `vehicles moved between gateways (${report.counters.disconnects} drops)`)
+  t.match(report.verification, { ok: true, mismatches: [] })
+  t.ok((report.verification?.uplinksChecked ?? 0) > 200, `${report.verification?.uplinksChecked ?? 0} uplinks verified`)
+})
+
+for (const scenario of ['flaky-network', 'reconnect-storm'] as Scenario[]) {
+  t.test(`scenario ${scenario} against a two-gateway cluster verifies clean`, redis, async (t) => {
+    const c = await cluster(t)
+    const report = await runFleet(fleetOptions(c, { scenario }))
+    t.same(report.errors, {})
+    t.match(report.verification, { ok: true, mismatches: [] })
+  })
 }
