@@ -92,6 +92,7 @@ export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Pro
   const errors: Record<string, number> = {}
   let certSeconds = 0
   let budgetsReached = 0
+  let readyWorkers = 0
   const workers: ChildProcess[] = []
   const failures: string[] = []
 
@@ -99,7 +100,10 @@ export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Pro
     const child = fork(WORKER, [], { execArgv: ['--import', import.meta.resolve('tsx')], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     workers.push(child)
     child.on('message', (m: FromWorker) => {
-      if (m.type === 'ready') certSeconds = Math.max(certSeconds, m.certSeconds)
+      if (m.type === 'ready') {
+        certSeconds = Math.max(certSeconds, m.certSeconds)
+        readyWorkers++
+      }
       if (m.type === 'tick') {
         latest.set(child, m.counters)
         mergeInto(hists.connect, m.connect)
@@ -147,38 +151,46 @@ export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Pro
     for (const c of latest.values()) for (const k of Object.keys(total) as Array<keyof FleetCounters>) total[k] += c[k]
     return total
   }
+  const runStart = Date.now()
+  // The run's duration counts from the moment the fleet is connected: certificates and the
+  // connect ramp take what the machine gives them, and a short run must not lose its load to them.
+  let loadStart = runStart
   const multiplier = (): number => opts.scenario === 'rush-hour' ? 0.2 + 0.8 * Math.sin(Math.PI * Math.min(1, (Date.now() - loadStart) / opts.durationMs)) : 1
-  const loadStart = Date.now()
-  // Scenario events, over what remains of the run once the fleet is connected.
+  // Scenario events, over the run once the fleet is connected.
   const timers: NodeJS.Timeout[] = []
   const offlineVins = vehicles.filter((_, i) => i < Math.round(opts.vehicles * opts.offlineShare)).map((v) => v.vin)
-  const scheduleScenario = (remainingMs: number): void => {
+  const scheduleScenario = (durationMs: number): void => {
     if (opts.scenario === 'reconnect-storm') {
-      const every = Math.max(1000, remainingMs / 3)
-      for (let t = every; t < remainingMs; t += every) timers.push(setTimeout(() => tell({ type: 'storm' }), t))
+      const every = Math.max(1000, durationMs / 3)
+      for (let t = every; t < durationMs; t += every) timers.push(setTimeout(() => tell({ type: 'storm' }), t))
     }
     if (opts.scenario === 'offline-fleet') {
-      timers.push(setTimeout(() => tell({ type: 'offline', vins: offlineVins }), remainingMs * 0.2))
-      timers.push(setTimeout(() => tell({ type: 'online', vins: offlineVins }), remainingMs * 0.6))
+      timers.push(setTimeout(() => tell({ type: 'offline', vins: offlineVins }), durationMs * 0.2))
+      timers.push(setTimeout(() => tell({ type: 'online', vins: offlineVins }), durationMs * 0.6))
     }
   }
-  // Downlinks start once the fleet is connected (or the connect ramp is over), so that
-  // their latency measures the gateway, not the ramp.
-  const rampMs = opts.vehicles / opts.connectRatePerSecond * 1000 + (opts.uplinksAfterConnect ? 60_000 : 5000)
-  void (async () => {
-    while (Date.now() - loadStart < Math.min(rampMs, opts.durationMs) && sum().connected < opts.vehicles) {
+  const going = (): boolean => failures.length === 0 && hooks.shouldStop?.() !== true
+  // Waits for the certificates, then for every vehicle to connect (or the connect ramp to be
+  // over); then starts the clock, the held uplinks, the downlinks and the scenario, so that
+  // downlink latency measures the gateway, not the ramp.
+  const connectFleet = async (): Promise<void> => {
+    while (readyWorkers < workerCount && going()) await new Promise((resolve) => setTimeout(resolve, 50))
+    const rampStart = Date.now()
+    const rampMs = opts.vehicles / opts.connectRatePerSecond * 1000 + (opts.uplinksAfterConnect ? 60_000 : 5000)
+    while (Date.now() - rampStart < rampMs && sum().connected < opts.vehicles && going()) {
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
-    if (Date.now() - loadStart >= opts.durationMs || failures.length > 0) return
+    loadStart = Date.now()
+    if (!going()) return
     if (opts.uplinksAfterConnect) tell({ type: 'start-uplinks' })
     if (withBackend) backend.start(opts.downlinkRate, multiplier)
-    scheduleScenario(opts.durationMs - (Date.now() - loadStart))
-  })()
+    scheduleScenario(opts.durationMs)
+  }
 
   const progress = (): Progress => {
     const uplink = hists.uplink
     return {
-      elapsedSeconds: (Date.now() - loadStart) / 1000,
+      elapsedSeconds: (Date.now() - runStart) / 1000,
       target: opts.vehicles,
       counters: sum(),
       downlinks: { posted: backend.sent.size, received: backend.receiptHist.totalCount, delivered: backend.delivered, acknowledged: backend.acknowledged, postFailed: backend.postFailures },
@@ -189,6 +201,7 @@ export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Pro
   const progressTimer = setInterval(() => hooks.onProgress?.(progress()), 500)
 
   try {
+    await connectFleet()
     while (Date.now() - loadStart < opts.durationMs && budgetsReached < workerCount && failures.length === 0 && hooks.shouldStop?.() !== true) {
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
