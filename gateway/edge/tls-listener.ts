@@ -1,8 +1,11 @@
+import type net from 'node:net'
 import tls from 'node:tls'
 import type { Logger } from 'pino'
 import type { GatewayConfig } from '../config.ts'
-import { identifyPeer, type DeviceIdentity } from './device-identity.ts'
+import { ConnectionGuard } from './connection-guard.ts'
+import { identifyPeer, parseAuthorities, type DeviceIdentity, type IdentityResult } from './device-identity.ts'
 import { GuardedConnection } from './packet-size-guard.ts'
+import { SampledLog } from './sampled-log.ts'
 import type { SecurityRecorder } from './security-events.ts'
 
 export interface TlsMaterial {
@@ -26,11 +29,15 @@ export interface TlsListenerDeps {
 }
 
 /**
- * The MQTT port: mutual TLS, then the peer's identity from its certificate. Nothing
- * reaches Aedes unverified.
+ * The MQTT port: admission (connection caps, handshake rate and deadline, connection-guard.ts)
+ * before any TLS work, then mutual TLS, then the peer's identity from its certificate.
+ * Nothing reaches Aedes unverified. Refusals a client can repeat at will are logged
+ * sampled (sampled-log.ts); only a certificate from our CA writes into a vehicle's log.
  */
 export function createTlsListener (deps: TlsListenerDeps): tls.Server {
-  const { logger } = deps
+  const sampled = new SampledLog(deps.logger)
+  const guard = new ConnectionGuard(deps.edge, sampled)
+  const authorities = parseAuthorities(deps.tls.ca)
   const server = tls.createServer({
     ...deps.tls,
     requestCert: true,
@@ -40,21 +47,13 @@ export function createTlsListener (deps: TlsListenerDeps): tls.Server {
     minVersion: 'TLSv1.2',
     handshakeTimeout: deps.edge.handshakeTimeoutMs
   })
+  // Runs after tls.Server's own 'connection' listener has wrapped the socket, before it reads a byte.
+  server.on('connection', (socket: net.Socket) => guard.admit(socket))
   server.on('secureConnection', (socket) => {
+    guard.secured(socket.remoteAddress, socket.remotePort)
     socket.on('error', () => undefined) // errors after refusal are expected; Aedes listens once it owns the socket
-    const result = identifyPeer(socket)
-    if (!result.ok) {
-      // Only a certificate that chains to our CA may write into a vehicle's log: anyone can
-      // make a self-signed one with a victim's VIN in it.
-      if (result.claimedVin !== null && result.chainsToCa) {
-        deps.security.record({ vin: result.claimedVin, market: null, fingerprint: result.fingerprint, remoteAddress: result.remoteAddress },
-          result.code, 'certificate.refused', result.detail)
-      } else {
-        logger.warn({ code: result.code, detail: result.detail, remoteAddress: result.remoteAddress }, 'TLS peer refused')
-      }
-      socket.destroy()
-      return
-    }
+    const result = identifyPeer(socket, authorities)
+    if (!result.ok) return refuse(deps, sampled, socket, result)
     const who = result.identity
     const conn = new GuardedConnection(socket, deps.maxPacketBytes, (announced) => {
       deps.security.record(who, 'GW_ERR_PACKET_TOO_LARGE', 'packet.too_large', `packet of ${announced} bytes, limit ${deps.maxPacketBytes}`)
@@ -62,7 +61,34 @@ export function createTlsListener (deps: TlsListenerDeps): tls.Server {
     deps.onVehicle(conn, who)
   })
   server.on('tlsClientError', (err, socket) => {
-    logger.info({ err: err.message, remoteAddress: socket.remoteAddress }, 'TLS handshake failed')
+    const address = socket.remoteAddress // read before destroy, which forgets it
+    // Node only reports here (its handshakeTimeout included): the socket stays open unless closed.
+    socket.destroy()
+    // No address: the socket was closed before its handshake, by the peer or by the guard (which counted it).
+    if (address === undefined) return
+    if ((err as Error & { code?: string }).code === 'ERR_TLS_HANDSHAKE_TIMEOUT') {
+      sampled.note('GW_ERR_HANDSHAKE_TIMEOUT', address, 'TLS handshake not completed in time: connection closed', { code: 'GW_ERR_HANDSHAKE_TIMEOUT' })
+    } else {
+      sampled.note('handshake.failed', address, 'TLS handshake failed', { err: err.message })
+    }
+  })
+  server.on('close', () => {
+    guard.close()
+    sampled.close()
   })
   return server
+}
+
+type Refused = Extract<IdentityResult, { ok: false }>
+
+function refuse (deps: TlsListenerDeps, sampled: SampledLog, socket: tls.TLSSocket, result: Refused): void {
+  // Only a certificate that chains to our CA may write into a vehicle's log: anyone can
+  // make a self-signed one with a victim's VIN in it.
+  if (result.claimedVin !== null && result.chainsToCa) {
+    deps.security.record({ vin: result.claimedVin, market: null, fingerprint: result.fingerprint, remoteAddress: result.remoteAddress },
+      result.code, 'certificate.refused', result.detail)
+  } else {
+    sampled.note(result.code, result.remoteAddress, 'TLS peer refused', { code: result.code, detail: result.detail })
+  }
+  socket.destroy()
 }
