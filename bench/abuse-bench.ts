@@ -39,7 +39,9 @@ async function startGateway (workDir: string, certDir: string): Promise<Gateway>
     env: {
       ...process.env,
       VGW_DATA_DIR: dataDir, VGW_HOST: '127.0.0.1', VGW_MQTT_PORT: '0', VGW_HTTP_PORT: '0', VGW_LOG_LEVEL: 'warn',
-      VGW_TLS_CA: path.join(certDir, 'ca.crt'), VGW_TLS_CERT: path.join(certDir, 'server.crt'), VGW_TLS_KEY: path.join(certDir, 'server.key'), VGW_TLS_CRL: path.join(certDir, 'crl.pem')
+      VGW_TLS_CA: path.join(certDir, 'ca.crt'), VGW_TLS_CERT: path.join(certDir, 'server.crt'), VGW_TLS_KEY: path.join(certDir, 'server.key'), VGW_TLS_CRL: path.join(certDir, 'crl.pem'),
+      // The fleet connects from 127.0.0.1: the per-address bounds are for production peers (an older checkout ignores these).
+      VGW_MAX_CONNECTIONS_PER_ADDRESS: '10000000', VGW_HANDSHAKE_RATE_PER_ADDRESS: '1000000'
     },
     stdio: ['ignore', 'pipe', 'ignore']
   })

@@ -71,7 +71,10 @@ export async function startVgw (workDir: string, certDir: string, nodeArgs: stri
       VGW_TLS_CA: path.join(certDir, 'ca.crt'),
       VGW_TLS_CERT: path.join(certDir, 'server.crt'),
       VGW_TLS_KEY: path.join(certDir, 'server.key'),
-      VGW_TLS_CRL: path.join(certDir, 'crl.pem')
+      VGW_TLS_CRL: path.join(certDir, 'crl.pem'),
+      // The whole fleet connects from 127.0.0.1: the per-address bounds are for production peers.
+      VGW_MAX_CONNECTIONS_PER_ADDRESS: '10000000',
+      VGW_HANDSHAKE_RATE_PER_ADDRESS: '1000000'
     },
     stdio: ['ignore', 'pipe', 'inherit']
   })
