@@ -105,7 +105,10 @@ t.test('connections per source address are capped before TLS; other addresses st
   t.match(limit[0], { remoteAddress: '127.0.0.1', msg: 'MQTT connection refused', detail: /from this address, at most 5/ })
 
   for (const p of held) p.socket.destroy()
-  await waitFor('the vehicle to get in once the address is under its cap', async () => (await attemptConnect({ port: gw.mqttPort, ca: gw.pki.ca, creds })).connected)
+  // Ten sessions one after the other, twice the cap: each one that ends gives its place back.
+  for (let i = 0; i < 10; i++) {
+    await waitFor(`session ${i} to get in once the address is under its cap`, async () => (await attemptConnect({ port: gw.mqttPort, ca: gw.pki.ca, creds })).connected)
+  }
 })
 
 t.test('connections in total are capped', async (t) => {
@@ -128,7 +131,7 @@ t.test('TLS handshakes per second per address are capped, and the bucket refills
   const creds = await gw.pki.vehicle(A)
   const results = await Promise.all(Array.from({ length: 30 }, () => handshake(gw, creds)))
   const completed = results.filter(Boolean).length
-  t.ok(completed >= 1 && completed <= 8, `about a second's worth of handshakes complete (${completed} of 30)`)
+  t.ok(completed >= 1 && completed <= 15, `about a second's worth of handshakes complete, not all (${completed} of 30)`)
   const rate = lines(gw, (l) => l.code === 'GW_ERR_HANDSHAKE_RATE')
   t.equal(rate.length, 1, `one sampled line for ${30 - completed} refusals`)
   t.match(rate[0], { remoteAddress: '127.0.0.1', detail: /over 5 TLS handshakes per second/ })
