@@ -37,7 +37,7 @@ export const errorCatalogue = {
   GW_ERR_PACKET_TOO_LARGE: { httpStatus: 413, message: 'the MQTT packet exceeds the maximum packet size' },
   GW_ERR_QOS_DENIED: { httpStatus: 403, message: 'QoS 2 is not supported: vehicles publish at QoS 1' },
   GW_ERR_QUOTA_EXCEEDED: { httpStatus: 429, message: 'the vehicle exceeded its message rate or daily byte quota' },
-  GW_ERR_CONNECTION_LIMIT: { httpStatus: 503, connackCode: 3, message: 'too many connections, from this address or in total' },
+  GW_ERR_CONNECTION_LIMIT: { httpStatus: 503, message: 'too many connections, from this address or in total' },
   GW_ERR_HANDSHAKE_RATE: { httpStatus: 429, message: 'too many TLS handshakes from this address' },
   GW_ERR_HANDSHAKE_TIMEOUT: { httpStatus: 408, message: 'the TLS handshake did not complete in time' },
 
