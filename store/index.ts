@@ -10,6 +10,7 @@ import { MessageRepository } from './message-repository.ts'
 import { CampaignRepository } from './campaign-repository.ts'
 import { LifecycleRepository } from './lifecycle-repository.ts'
 import { ExportReader } from './export-reader.ts'
+import { FeedRepository } from './feed-repository.ts'
 
 export { startEmbeddedPostgres, runningEmbeddedUrl, lockDataDir, type EmbeddedPostgres } from './embedded-postgres.ts'
 export { SCOPES, isScope, type Scope, type ApiKeyIdentity, type CreatedApiKey, ApiKeyRepository } from './api-key-repository.ts'
@@ -18,6 +19,7 @@ export { VehicleRepository, type VehicleRow } from './vehicle-repository.ts'
 export { MessageRepository, MESSAGE_STATUSES, type MessageStatus, type MessageRow, type NewMessage, type MessageContent, type Transition, type EnqueueResult } from './message-repository.ts'
 export { LifecycleRepository, type RetentionPolicy, type LegalHold, type AuditEntry, type RetentionReport } from './lifecycle-repository.ts'
 export { ExportReader } from './export-reader.ts'
+export { FeedRepository, FEED_START, encodeFeedCursor, decodeFeedCursor, feedPositionOf, type FeedPosition, type FeedQuery, type FeedPage } from './feed-repository.ts'
 export { CampaignRepository, type NewCampaign, type CreatedCampaign, type CampaignReport } from './campaign-repository.ts'
 
 /** Connections per pool; each pool is a bulkhead (docs/architecture.md, "Bulkheads"). */
@@ -56,6 +58,8 @@ export interface Store {
   readonly campaigns: CampaignRepository
   readonly lifecycle: LifecycleRepository
   readonly exports: ExportReader
+  /** The durable feed (README, "Integrating a backend"). */
+  readonly feed: FeedRepository
   /** The role the pool's connections work as (the app role after migration 0005). */
   currentRole(): Promise<string>
   migrate(): Promise<void>
@@ -90,6 +94,7 @@ export function openStore (opts: StoreOptions): Store {
     campaigns: new CampaignRepository(db.pool),
     lifecycle: new LifecycleRepository(db.pool, opts.url, opts.newId),
     exports: new ExportReader(exportDb.pool),
+    feed: new FeedRepository(db.pool),
     async currentRole () {
       try {
         return (await db.pool.query<{ r: string }>('SELECT current_user AS r')).rows[0]?.r ?? ''

@@ -28,6 +28,11 @@ export interface TransactionRecord {
   errorCode: string | null
   raw: Uint8Array | null
   details: Record<string, unknown> | null
+  /**
+   * Id of the transaction that inserted the row (xid8 as text), once committed: with `id` it is
+   * the row's position in the feed (README, "Integrating a backend").
+   */
+  xid?: string
 }
 
 export interface TransactionQuery {
@@ -62,7 +67,7 @@ const COLUMNS = [
 const INSERT_SQL = `INSERT INTO transactions (${COLUMNS.map(([c]) => c).join(', ')})
 SELECT * FROM unnest(${COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(', ')})
 ON CONFLICT DO NOTHING
-RETURNING id`
+RETURNING id, xid::text AS xid`
 
 const PARTITION_MISSING = '23514'
 
@@ -101,19 +106,22 @@ export class TransactionLog {
   async append (records: readonly TransactionRecord[]): Promise<TransactionRecord[]> {
     if (records.length === 0) return []
     const params = toColumns(records)
-    const inserted = (ids: Array<{ id: string }>): TransactionRecord[] => {
-      if (ids.length === records.length) return [...records]
-      const set = new Set(ids.map((r) => r.id))
-      return records.filter((r) => set.has(r.id))
+    // Each inserted record comes back with its feed position (the xid that inserted it).
+    const inserted = (ids: Array<{ id: string, xid: string }>): TransactionRecord[] => {
+      const xids = new Map(ids.map((r) => [r.id, r.xid]))
+      return records.flatMap((r) => {
+        const xid = xids.get(r.id)
+        return xid === undefined ? [] : [{ ...r, xid }]
+      })
     }
     try {
-      return inserted((await this.#commitPool.query<{ id: string }>(INSERT_SQL, params)).rows)
+      return inserted((await this.#commitPool.query<{ id: string, xid: string }>(INSERT_SQL, params)).rows)
     } catch (err) {
       if ((err as { code?: string }).code !== PARTITION_MISSING) throw translateError(err)
       // A row outside the partitions made ahead (e.g. an old created_at): make its month and retry once.
       try {
         await this.ensurePartitions(records.map((r) => r.occurredAt))
-        return inserted((await this.#commitPool.query<{ id: string }>(INSERT_SQL, params)).rows)
+        return inserted((await this.#commitPool.query<{ id: string, xid: string }>(INSERT_SQL, params)).rows)
       } catch (retryErr) {
         throw translateError(retryErr)
       }

@@ -21,6 +21,8 @@ export interface Row {
   error_code: string | null
   raw: Buffer | null
   details: Record<string, unknown> | null
+  /** The inserting transaction's id (xid8, as text), where the statement returned it. */
+  xid?: string
 }
 
 export function fromRow (r: Row): TransactionRecord {
@@ -43,7 +45,8 @@ export function fromRow (r: Row): TransactionRecord {
     status: r.status,
     errorCode: r.error_code,
     raw: r.raw,
-    details: r.details
+    details: r.details,
+    ...(r.xid !== undefined ? { xid: r.xid } : {})
   }
 }
 

@@ -12,6 +12,7 @@ import { bearerAuth } from './auth.ts'
 import { ApiKeyCache } from './key-cache.ts'
 import { installRateLimits } from './rate-limits.ts'
 import { campaignRoutes } from './routes/campaign-routes.ts'
+import { feedRoutes } from './routes/feed-routes.ts'
 import { healthRoutes, type HealthDeps } from './routes/health-routes.ts'
 import { lifecycleRoutes } from './routes/lifecycle-routes.ts'
 import { messageRoutes } from './routes/message-routes.ts'
@@ -68,7 +69,8 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
   const messageDeps = { store: deps.store, hub: deps.hub, limits: deps.limits, ...deps.downlink, now: deps.now, newId: deps.newId }
   await app.register(messageRoutes, { ...messageDeps, notify: deps.notify })
   await app.register(campaignRoutes, { ...messageDeps, announceCampaign: deps.announceCampaign, maxRecipients: deps.api.campaignMaxRecipients })
-  await app.register(streamRoutes, { hub: deps.hub, maxPerKey: deps.api.streamMaxPerKey, pingMs: deps.api.streamPingMs })
+  await app.register(feedRoutes, { store: deps.store })
+  await app.register(streamRoutes, { hub: deps.hub, feed: deps.store.feed, maxPerKey: deps.api.streamMaxPerKey, pingMs: deps.api.streamPingMs })
   await app.register(lifecycleRoutes, { store: deps.store, now: deps.now })
   app.get('/docs', { schema: { hide: true } }, async () => app.swagger())
   return app

@@ -18,7 +18,7 @@ export class StreamSession {
   readonly #log: FastifyBaseLogger
   readonly #releases: Array<() => void> = []
   #replaying = false
-  #held: string[] = []
+  #held: Array<{ e: Outgoing, data: string }> = []
   #heldBytes = 0
   #ended = false
 
@@ -40,7 +40,7 @@ export class StreamSession {
     if (this.#ended) return
     const data = JSON.stringify(e)
     if (this.#replaying) {
-      this.#held.push(data)
+      this.#held.push({ e, data })
       this.#heldBytes += Buffer.byteLength(data)
       if (this.#heldBytes > MAX_BACKLOG_BYTES) this.#tooSlow()
       return
@@ -52,20 +52,26 @@ export class StreamSession {
     this.#socket.send(data)
   }
 
-  /** Sends retained events no faster than the client reads them, then what arrived meanwhile. */
-  async replay (events: readonly Outgoing[]): Promise<void> {
+  /**
+   * Sends replayed events (retained ones, or pages read from the log) no faster than the client
+   * reads them, then the live events that arrived meanwhile, but for those `alreadySent` says the replay carried.
+   */
+  async replay (source: Iterable<readonly Outgoing[]> | AsyncIterable<readonly Outgoing[]>, alreadySent: (e: Outgoing) => boolean = () => false): Promise<void> {
     this.#replaying = true
-    for (const e of events) {
+    for await (const events of source) {
+      for (const e of events) {
+        if (this.#ended) return
+        const data = JSON.stringify(e)
+        if (this.#socket.bufferedAmount > MAX_BACKLOG_BYTES / 2) await new Promise<void>((resolve) => this.#socket.send(data, () => resolve()))
+        else this.#socket.send(data)
+      }
       if (this.#ended) return
-      const data = JSON.stringify(e)
-      if (this.#socket.bufferedAmount > MAX_BACKLOG_BYTES / 2) await new Promise<void>((resolve) => this.#socket.send(data, () => resolve()))
-      else this.#socket.send(data)
     }
     this.#replaying = false
     const held = this.#held
     this.#held = []
     this.#heldBytes = 0
-    for (const data of held) if (!this.#ended) this.#socket.send(data)
+    for (const { e, data } of held) if (!this.#ended && !alreadySent(e)) this.#socket.send(data)
   }
 
   #tooSlow (): void {

@@ -1,15 +1,18 @@
-import type { TransactionRecord } from '../../store/index.ts'
+import { encodeFeedCursor, type TransactionRecord } from '../../store/index.ts'
 import { transactionView } from '../api/views.ts'
 
 /** One event of the live stream (GET /v1/stream). */
 export interface StreamEvent {
   seq: number
-  event: 'uplink' | 'downlink' | 'message.status' | 'connection' | 'security' | 'campaign.created'
+  event: EventName
   vin: string | null
   kind: string | null
   type: string | null
   [field: string]: unknown
 }
+
+export const EVENT_NAMES = ['uplink', 'downlink', 'message.status', 'message.fallback_due', 'connection', 'security', 'campaign.created'] as const
+export type EventName = typeof EVENT_NAMES[number]
 
 export interface StreamFilter {
   vin?: string
@@ -23,14 +26,24 @@ function matches (e: StreamEvent, f: StreamFilter): boolean {
   return (f.vin === undefined || e.vin === f.vin) && (f.kind === undefined || e.kind === f.kind) && (f.type === undefined || e.type === f.type)
 }
 
-/** Turns a committed log row into its stream event (README, "The stream"). */
+/** The event name of a log row: the same in the stream, the feed and webhooks. */
+export function eventNameOf (r: Pick<TransactionRecord, 'direction' | 'kind' | 'status'>): EventName {
+  if (r.direction === 'up') return 'uplink'
+  if (r.kind === 'CONNECTION') return 'connection'
+  if (r.kind === 'SECURITY') return 'security'
+  if (r.kind !== 'MESSAGE') return 'downlink'
+  return r.status === 'fallback_due' ? 'message.fallback_due' : 'message.status'
+}
+
+/**
+ * Turns a committed log row into its event (README, "The stream"). A row whose statement returned
+ * its feed position carries it as `cursor`, which the feed and `since=` resume from.
+ */
 export function eventOf (r: TransactionRecord): Omit<StreamEvent, 'seq'> {
-  const event = r.direction === 'up'
-    ? 'uplink'
-    : r.kind === 'CONNECTION' ? 'connection' : r.kind === 'SECURITY' ? 'security' : r.kind === 'MESSAGE' ? 'message.status' : 'downlink'
   // The stream carries the row without its bytes (the REST API has them), so none are decoded here.
   const { payloadBase64: _payload, rawBase64: _raw, ...fields } = transactionView({ ...r, raw: null })
-  return { event, ...fields, vin: r.vin, kind: r.kind, type: r.type }
+  const cursor = r.xid === undefined ? {} : { cursor: encodeFeedCursor({ xid: r.xid, id: r.id }) }
+  return { event: eventNameOf(r), ...fields, ...cursor, vin: r.vin, kind: r.kind, type: r.type }
 }
 
 /**

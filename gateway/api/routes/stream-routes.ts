@@ -1,10 +1,14 @@
 import type { FastifyInstance } from 'fastify'
 import { GatewayError } from '../../../protocol/index.ts'
+import { decodeFeedCursor, type FeedRepository } from '../../../store/index.ts'
 import type { EventHub, StreamFilter } from '../../events/event-hub.ts'
+import { replayFromLog } from '../../events/log-replay.ts'
 import { Heartbeat, StreamSession } from '../stream-session.ts'
 
 export interface StreamRoutesDeps {
   hub: EventHub
+  /** The durable feed, for `since=` with an event's cursor. */
+  feed: FeedRepository
   /** Streams open at once per API key; the next is refused with GW_ERR_STREAM_LIMIT. */
   maxPerKey: number
   /** Ping interval; a stream that misses a pong by the next ping is terminated. */
@@ -20,12 +24,15 @@ export async function streamRoutes (app: FastifyInstance, deps: StreamRoutesDeps
   app.addHook('onClose', async () => heartbeat.stop())
   const full = (keyId: string): boolean => (openPerKey.get(keyId) ?? 0) >= deps.maxPerKey
   const refusal = (): string => `this API key already has ${deps.maxPerKey} streams open, the most allowed`
-  app.get<{ Querystring: { vin?: string, kind?: string, type?: string, since?: number, token?: string } }>('/v1/stream', {
+  app.get<{ Querystring: { vin?: string, kind?: string, type?: string, since?: string, token?: string } }>('/v1/stream', {
     websocket: true,
     config: { scope: 'stream:read' },
     // Refused before the upgrade, as a plain 429, while the key has its most streams open.
     preHandler: async (request) => {
       if (full(request.apiKey?.id ?? '')) throw new GatewayError('GW_ERR_STREAM_LIMIT', refusal())
+      // A bad cursor is a plain 400 GW_ERR_INVALID_CURSOR, before the upgrade.
+      const since = (request.query as { since?: string }).since
+      if (since !== undefined && !/^\d{1,19}$/.test(since)) decodeFeedCursor(since)
     },
     schema: {
       summary: 'Live events (WebSocket), filterable; resume with since',
@@ -39,7 +46,7 @@ export async function streamRoutes (app: FastifyInstance, deps: StreamRoutesDeps
           vin: { type: 'string' },
           kind: { type: 'string' },
           type: { type: 'string' },
-          since: { type: 'integer', minimum: 0 },
+          since: { type: 'string', maxLength: 200, description: 'an event\'s seq (this gateway\'s memory) or its cursor (the log)' },
           token: { type: 'string' }
         }
       }
@@ -67,10 +74,18 @@ export async function streamRoutes (app: FastifyInstance, deps: StreamRoutesDeps
     // Replay and subscribe in the same tick, so that no event falls between them; live events wait behind the replay.
     const unsubscribe = deps.hub.subscribe(filter, (e) => session.send(e))
     session.onEnd(unsubscribe)
-    if (q.since !== undefined) {
-      const { events, gap, oldestSeq } = deps.hub.replay(q.since, filter)
-      const first = gap ? [{ event: 'gap', since: q.since, oldestSeq, message: 'events after since are no longer retained; read the REST API for what was missed' }] : []
-      void session.replay([...first, ...events])
+    if (q.since !== undefined && /^\d{1,19}$/.test(q.since)) {
+      const since = Number(q.since)
+      const { events, gap, oldestSeq } = deps.hub.replay(since, filter)
+      const first = gap ? [{ event: 'gap', since, oldestSeq, message: 'events after since are no longer retained here; resume with an event\'s cursor, or read GET /v1/events' }] : []
+      void session.replay([[...first, ...events]])
+    } else if (q.since !== undefined) {
+      // A cursor: resume from the log, then go on live without repeating what the replay carried.
+      const replay = replayFromLog(deps.feed, decodeFeedCursor(q.since), filter)
+      session.replay(replay.pages, replay.alreadySent).catch((err: unknown) => {
+        request.log.warn({ err }, 'stream resume from the log failed; closing the stream')
+        socket.close(1011, 'resume failed')
+      })
     }
   })
 }
