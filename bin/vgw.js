@@ -1,7 +1,10 @@
 #!/usr/bin/env node
-// The `vgw` command. Sources are TypeScript run through tsx, so there is no build step.
-import { register } from 'tsx/esm/api'
-
-register()
+// The `vgw` command. Sources are TypeScript with erasable syntax only (tsconfig
+// erasableSyntaxOnly), so there is no build step: Node 24 runs them itself (type
+// stripping); older Node goes through tsx.
+if (!process.features.typescript) {
+  const { register } = await import('tsx/esm/api')
+  register()
+}
 const { main } = await import('../cli/index.ts')
 await main(process.argv)

@@ -34,7 +34,9 @@ function requireFiles (config: GatewayConfig): void {
 
 class Cleanups {
   readonly #steps: Array<() => Promise<void> | void> = []
-  constructor (readonly logger: Logger) {}
+  readonly logger: Logger
+  // A plain field, not a parameter property: Node's type stripping runs only erasable syntax.
+  constructor (logger: Logger) { this.logger = logger }
   push (step: () => Promise<void> | void): void { this.#steps.push(step) }
   async run (): Promise<void> {
     for (const step of this.#steps.splice(0).reverse()) {
