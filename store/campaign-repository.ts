@@ -68,9 +68,9 @@ export class CampaignRepository {
       const inserted = await client.query<{ n: number }>(
         `WITH targets AS (${targets}),
          ins AS (
-           INSERT INTO messages (id, vin, market, api_key_id, campaign_id, type, payload, attributes, ttl_seconds, priority, status, created_at, expires_at)
+           INSERT INTO messages (id, vin, market, api_key_id, campaign_id, type, payload, attributes, ttl_seconds, priority, status, created_at, expires_at, fallback_at)
            SELECT vgw_uuid_v7($9::timestamptz), t.vin, t.market, $2::uuid, $3::uuid, $4, $5::bytea, $6::jsonb, $7::int, $8::int, 'queued', $9::timestamptz,
-             $9::timestamptz + $7::int * interval '1 second'
+             $9::timestamptz + $7::int * interval '1 second', $9::timestamptz + $10::int * interval '1 second'
            FROM targets t
            RETURNING *
          ),
@@ -82,7 +82,7 @@ export class CampaignRepository {
            RETURNING vin
          )
          SELECT count(*)::int AS n FROM logged`,
-        [vins ?? market, c.apiKeyId, c.id, c.type, Buffer.from(c.payload), JSON.stringify(c.attributes), c.ttlSeconds, c.priority, c.createdAt])
+        [vins ?? market, c.apiKeyId, c.id, c.type, Buffer.from(c.payload), JSON.stringify(c.attributes), c.ttlSeconds, c.priority, c.createdAt, c.fallbackAfterSeconds ?? null])
       const n = inserted.rows[0]?.n ?? 0
       // Vehicles registered since the count could carry a market past the cap; the transaction rolls back then.
       if (!byVins && c.maxRecipients !== undefined && n > c.maxRecipients) await refuseLargeMarket(client, market as string, c.maxRecipients)

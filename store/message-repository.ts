@@ -15,6 +15,8 @@ export interface MessageContent {
   ttlSeconds: number
   priority: number
   createdAt: Date
+  /** Seconds after createdAt by which, undelivered, the message is reported `fallback_due`; null or unset: never. */
+  fallbackAfterSeconds?: number | null
 }
 
 export interface NewMessage extends MessageContent {
@@ -45,6 +47,8 @@ export interface MessageRow {
   deliveredAt: Date | null
   acknowledgedAt: Date | null
   finishedAt: Date | null
+  fallbackAt: Date | null
+  fallbackDueAt: Date | null
 }
 
 /** A forward move of one message (README, "Delivery semantics"); `raw` is the envelope for `sent`. */
@@ -69,7 +73,7 @@ export interface EnqueueResult {
 
 const MESSAGE_COLUMNS = `id, vin, market, campaign_id AS "campaignId", type, payload, attributes, ttl_seconds AS "ttlSeconds", priority, status,
   ack_status AS "ackStatus", created_at AS "createdAt", expires_at AS "expiresAt", sent_at AS "sentAt", delivered_at AS "deliveredAt",
-  acknowledged_at AS "acknowledgedAt", finished_at AS "finishedAt"`
+  acknowledged_at AS "acknowledgedAt", finished_at AS "finishedAt", fallback_at AS "fallbackAt", fallback_due_at AS "fallbackDueAt"`
 
 // Statuses only move forward; acknowledged, expired and failed are final.
 const RANK = `CASE $STATUS WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'acknowledged' THEN 3 ELSE 4 END`
@@ -104,8 +108,9 @@ RETURNING *`
 // The message and its `queued` log row in one statement, so in one implicit transaction;
 // the vehicle's market comes from its row, and no row is made for an unknown vehicle.
 const ENQUEUE_SQL = `WITH m AS (
-  INSERT INTO messages (id, vin, market, api_key_id, idempotency_key, type, payload, attributes, ttl_seconds, priority, status, created_at, expires_at)
-  SELECT $1::uuid, v.vin, v.market, $3::uuid, $4, $5, $6::bytea, $7::jsonb, $8::int, $9::int, 'queued', $10::timestamptz, $10::timestamptz + $8::int * interval '1 second'
+  INSERT INTO messages (id, vin, market, api_key_id, idempotency_key, type, payload, attributes, ttl_seconds, priority, status, created_at, expires_at, fallback_at)
+  SELECT $1::uuid, v.vin, v.market, $3::uuid, $4, $5, $6::bytea, $7::jsonb, $8::int, $9::int, 'queued', $10::timestamptz, $10::timestamptz + $8::int * interval '1 second',
+    $10::timestamptz + $12::int * interval '1 second'
   FROM vehicles v WHERE v.vin = $2
   ON CONFLICT (api_key_id, idempotency_key) DO NOTHING
   RETURNING id, created_at, vin, market, type, ttl_seconds, attributes, priority, expires_at
@@ -135,7 +140,7 @@ export class MessageRepository {
   async enqueue (m: NewMessage): Promise<EnqueueResult | 'vehicle-not-found'> {
     try {
       const { rows: logged } = await this.#pool.query<Row>(ENQUEUE_SQL,
-        [m.id, m.vin, m.apiKeyId, m.idempotencyKey, m.type, Buffer.from(m.payload), JSON.stringify(m.attributes), m.ttlSeconds, m.priority, m.createdAt, m.logId])
+        [m.id, m.vin, m.apiKeyId, m.idempotencyKey, m.type, Buffer.from(m.payload), JSON.stringify(m.attributes), m.ttlSeconds, m.priority, m.createdAt, m.logId, m.fallbackAfterSeconds ?? null])
       if (logged.length > 0) return { id: m.id, status: 'queued', created: true, logged: logged.map(fromRow) }
       // Nothing made: the key was used before (or by a racing request that committed first), or the vehicle is unknown.
       const existing = m.idempotencyKey === null
@@ -206,6 +211,30 @@ export class MessageRepository {
          SELECT vgw_uuid_v7($1), $1, $1, vin, market, 'down', 'MESSAGE', type, id::text, NULL, (extract(epoch FROM created_at) * 1000)::int8,
            ttl_seconds, attributes, NULL, NULL, 'expired', NULL, NULL, jsonb_build_object('expiresAt', expires_at)
          FROM expired RETURNING *`, [now, limit])
+      return rows.map(fromRow)
+    } catch (err) {
+      throw translateError(err)
+    }
+  }
+
+  /**
+   * Writes one `fallback_due` log row for every message still queued or sent whose fallback deadline
+   * has passed, set-based; the message itself stays queued (a later delivery still counts).
+   */
+  async fallbackDue (now: Date, limit: number): Promise<TransactionRecord[]> {
+    try {
+      const { rows } = await this.#pool.query<Row>(
+        `WITH due AS (
+           SELECT id FROM messages WHERE fallback_at <= $1 AND fallback_due_at IS NULL AND status IN ('queued', 'sent') AND expires_at > $1
+           ORDER BY fallback_at LIMIT $2 FOR UPDATE SKIP LOCKED
+         ), fell AS (
+           UPDATE messages m SET fallback_due_at = $1 FROM due WHERE m.id = due.id RETURNING m.*
+         )
+         INSERT INTO transactions (${LOG_COLUMNS})
+         SELECT vgw_uuid_v7($1), $1, $1, vin, market, 'down', 'MESSAGE', type, id::text, NULL, (extract(epoch FROM created_at) * 1000)::int8,
+           ttl_seconds, attributes, NULL, NULL, 'fallback_due', NULL, NULL,
+           jsonb_strip_nulls(jsonb_build_object('messageStatus', status, 'fallbackAt', fallback_at, 'expiresAt', expires_at, 'campaignId', campaign_id))
+         FROM fell RETURNING *`, [now, limit])
       return rows.map(fromRow)
     } catch (err) {
       throw translateError(err)

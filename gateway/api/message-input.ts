@@ -8,6 +8,7 @@ export interface MessageInput {
   ttlSeconds?: number
   attributes?: Record<string, string>
   priority?: number
+  fallbackAfterSeconds?: number
 }
 
 /** JSON schema properties shared by single sends and campaigns; also feeds the OpenAPI document. */
@@ -23,7 +24,8 @@ export function messageProperties (limits: EnvelopeLimits, maxTtlSeconds: number
       propertyNames: { minLength: 1, maxLength: limits.maxAttributeKeyLength },
       additionalProperties: { type: 'string', maxLength: limits.maxAttributeValueLength }
     },
-    priority: { type: 'integer', minimum: 0, maximum: 9, default: 0, description: 'higher is delivered first' }
+    priority: { type: 'integer', minimum: 0, maximum: 9, default: 0, description: 'higher is delivered first' },
+    fallbackAfterSeconds: { type: 'integer', minimum: 1, maximum: maxTtlSeconds, description: 'undelivered (no PUBACK) this long after the send: a message.fallback_due event; the message stays queued until its TTL' }
   } as const
 }
 
@@ -35,6 +37,7 @@ export interface ParsedMessage {
   attributes: Record<string, string>
   ttlSeconds: number
   priority: number
+  fallbackAfterSeconds: number | null
 }
 
 /** Decodes the payload and applies defaults; refuses what could not be sent as an envelope. */
@@ -46,7 +49,13 @@ export function parseMessage (input: MessageInput, limits: EnvelopeLimits, defau
   for (const [k, v] of Object.entries(attributes)) {
     if (k.includes('\u0000') || v.includes('\u0000')) throw new GatewayError('GW_ERR_VALIDATION', `body.attributes.${k.replace('\u0000', '')}: NUL is not allowed`)
   }
-  const parsed = { type: input.type, payload, attributes, ttlSeconds: input.ttlSeconds ?? defaultTtlSeconds, priority: input.priority ?? 0 }
+  const ttlSeconds = input.ttlSeconds ?? defaultTtlSeconds
+  const fallbackAfterSeconds = input.fallbackAfterSeconds ?? null
+  // A deadline at or past the TTL could never fire before the message expires.
+  if (fallbackAfterSeconds !== null && fallbackAfterSeconds >= ttlSeconds) {
+    throw new GatewayError('GW_ERR_VALIDATION', `body.fallbackAfterSeconds: must be less than ttlSeconds (${ttlSeconds})`)
+  }
+  const parsed = { type: input.type, payload, attributes, ttlSeconds, priority: input.priority ?? 0, fallbackAfterSeconds }
   // The envelope the vehicle will get must fit the limit it is held to itself.
   const size = encodeEnvelope({ messageId: '00000000-0000-7000-8000-000000000000', kind: 'MESSAGE', type: parsed.type, createdAtMs: Date.now(), ttlSeconds: parsed.ttlSeconds, payload, attributes }).length
   if (size > limits.maxBytes) throw new GatewayError('GW_ERR_ENVELOPE_TOO_LARGE', `the envelope would be ${size} bytes, limit ${limits.maxBytes}`)

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import type { Store } from '../../store/index.ts'
+import type { Store, TransactionRecord } from '../../store/index.ts'
 import type { EventHub } from '../events/event-hub.ts'
 
 export interface ExpiryJobDeps {
@@ -12,7 +12,10 @@ export interface ExpiryJobDeps {
 
 const CHUNK = 10_000
 
-/** Marks downlinks whose TTL ran out before delivery as `expired`: a periodic, set-based job. */
+/**
+ * Marks downlinks whose TTL ran out before delivery as `expired`, and reports those past their
+ * fallback deadline as `fallback_due`: a periodic, set-based job.
+ */
 export class ExpiryJob {
   readonly #deps: ExpiryJobDeps
   #timer: NodeJS.Timeout | null = null
@@ -41,12 +44,19 @@ export class ExpiryJob {
   }
 
   async #pass (): Promise<number> {
+    // Expiry first: a message past both its TTL and its fallback deadline is reported expired only.
+    const expired = await this.#drain((now) => this.#deps.store.messages.expireDue(now, CHUNK))
+    await this.#drain((now) => this.#deps.store.messages.fallbackDue(now, CHUNK))
+    return expired
+  }
+
+  async #drain (step: (now: Date) => Promise<TransactionRecord[]>): Promise<number> {
     let total = 0
     for (;;) {
-      const expired = await this.#deps.store.messages.expireDue(new Date(this.#deps.now()), CHUNK)
-      this.#deps.hub.publishRecords(expired)
-      total += expired.length
-      if (expired.length < CHUNK) return total
+      const rows = await step(new Date(this.#deps.now()))
+      this.#deps.hub.publishRecords(rows)
+      total += rows.length
+      if (rows.length < CHUNK) return total
     }
   }
 }

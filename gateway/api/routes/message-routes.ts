@@ -77,6 +77,8 @@ export async function messageRoutes (app: FastifyInstance, deps: MessageRoutesDe
       deliveredAt: m.deliveredAt?.toISOString() ?? null,
       acknowledgedAt: m.acknowledgedAt?.toISOString() ?? null,
       finishedAt: m.finishedAt?.toISOString() ?? null,
+      fallbackAt: m.fallbackAt?.toISOString() ?? null,
+      fallbackDueAt: m.fallbackDueAt?.toISOString() ?? null,
       history: history.map((h) => ({
         status: h.status,
         at: h.occurredAt.toISOString(),
