@@ -1,14 +1,15 @@
-import { PassThrough } from 'node:stream'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { GatewayError } from '../../../protocol/index.ts'
 import type { Store } from '../../../store/index.ts'
-import { produceExport, EXPORT_FILE } from '../../lifecycle/legal-export.ts'
 import { formatPeriod, parseMarket, parsePeriod } from '../../lifecycle/retention-period.ts'
-import { parseTime, requireVin } from '../request-values.ts'
+import { requireVin } from '../request-values.ts'
+import { exportRoute, type ExportLimits } from './export-route.ts'
 
 export interface LifecycleRoutesDeps {
   store: Store
   now: () => number
+  /** Concurrent legal exports; defaults to the export pool's default size. */
+  exports?: ExportLimits
 }
 
 function actor (request: FastifyRequest): string {
@@ -83,25 +84,5 @@ export async function lifecycleRoutes (app: FastifyInstance, deps: LifecycleRout
     return { items: await deps.store.lifecycle.auditTrail(request.query.limit ?? 100, request.query.action), nextCursor: null }
   })
 
-  app.get<{ Params: { vin: string }, Querystring: { from: string, to: string } }>('/v1/vehicles/:vin/export', {
-    config: { scope: 'legal' },
-    schema: {
-      summary: 'Legal export of a vehicle\'s transactions as NDJSON with a hash chain; the last line is {"manifest": …}',
-      params: vinParams,
-      querystring: { type: 'object', required: ['from', 'to'], properties: { from: { type: 'string' }, to: { type: 'string' }, token: { type: 'string' } } }
-    }
-  }, async (request, reply) => {
-    requireVin(request.params.vin)
-    const from = parseTime('from', request.query.from)
-    const to = parseTime('to', request.query.to)
-    if (to <= from) throw new GatewayError('GW_ERR_VALIDATION', 'querystring.to: must be after from')
-    const out = new PassThrough()
-    produceExport(deps.store, { vin: request.params.vin, from, to, actor: actor(request), now: deps.now }, (line) => {
-      if (out.write(line)) return
-      return new Promise<void>((resolve) => out.once('drain', () => resolve()))
-    }, EXPORT_FILE).then(
-      (manifest) => out.end(JSON.stringify({ manifest }) + '\n'),
-      (err: unknown) => out.destroy(err instanceof Error ? err : new Error(String(err))))
-    return reply.type('application/x-ndjson').send(out)
-  })
+  exportRoute(app, deps)
 }

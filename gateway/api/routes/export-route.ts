@@ -1,0 +1,166 @@
+import type { ServerResponse } from 'node:http'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { GatewayError } from '../../../protocol/index.ts'
+import type { Store } from '../../../store/index.ts'
+import { EXPORT_FILE, failureReason, produceExport, writeChunk, type ExportRequest } from '../../lifecycle/legal-export.ts'
+import { sendError } from '../api-errors.ts'
+import { parseTime, requireVin } from '../request-values.ts'
+
+export interface ExportLimits {
+  /** Exports running at once in this gateway (VGW_EXPORT_MAX_CONCURRENT); the next is refused with 503. */
+  maxConcurrent: number
+  /** What a refused client is told to wait (Retry-After). */
+  retryAfterSeconds?: number
+}
+
+export interface ExportRouteDeps {
+  store: Store
+  now: () => number
+  exports?: ExportLimits
+}
+
+/** The export pool's default size: refusing beyond it means no export ever waits for a connection. */
+const DEFAULT_LIMITS = { maxConcurrent: 2, retryAfterSeconds: 10 }
+/** Lines are sent in writes of about this size rather than one write per record. */
+const WRITE_BYTES = 64 * 1024
+/** How long the error line of a failed export may take to leave before the socket is cut anyway. */
+const FAIL_FLUSH_MS = 5000
+/** A client that reads nothing for this long fails its export, so it cannot hold an export slot for good. */
+const CLIENT_STALL_MS = 60_000
+
+const CLIENT_GONE = new Error('the client went away')
+const SHUTTING_DOWN = new GatewayError('GW_ERR_NOT_READY', 'the gateway is shutting down')
+
+const vinParams = { type: 'object', required: ['vin'], properties: { vin: { type: 'string' } } } as const
+
+/**
+ * GET /v1/vehicles/{vin}/export: the legal export as NDJSON, its manifest the last line
+ * (docs/legal-export.md). Bounded in number (a bulkhead: each holds an export-pool
+ * connection); a client that goes away stops the export and releases its connection; an
+ * export that fails part-way ends with a GW_ERR_EXPORT_FAILED line and no terminating chunk.
+ */
+export function exportRoute (app: FastifyInstance, deps: ExportRouteDeps): void {
+  const limits = { ...DEFAULT_LIMITS, ...deps.exports }
+  const running = new Set<AbortController>()
+  // Stop running exports on shutdown, or the HTTP server would wait for them to finish.
+  app.addHook('preClose', (done) => {
+    for (const stop of running) stop.abort(SHUTTING_DOWN)
+    done()
+  })
+
+  app.get<{ Params: { vin: string }, Querystring: { from: string, to: string } }>('/v1/vehicles/:vin/export', {
+    config: { scope: 'legal' },
+    schema: {
+      summary: 'Legal export of a vehicle\'s transactions as NDJSON with a hash chain; the last line is {"manifest": …}, or {"error": …} and an aborted body when it failed part-way',
+      params: vinParams,
+      querystring: { type: 'object', required: ['from', 'to'], properties: { from: { type: 'string' }, to: { type: 'string' }, token: { type: 'string' } } }
+    }
+  }, async (request, reply) => {
+    requireVin(request.params.vin)
+    const from = parseTime('from', request.query.from)
+    const to = parseTime('to', request.query.to)
+    if (to <= from) throw new GatewayError('GW_ERR_VALIDATION', 'querystring.to: must be after from')
+    if (running.size >= limits.maxConcurrent) {
+      reply.header('retry-after', String(limits.retryAfterSeconds))
+      return sendError(reply, 'GW_ERR_EXPORT_BUSY', `${running.size} legal exports are running, the most allowed at once (VGW_EXPORT_MAX_CONCURRENT); retry after ${limits.retryAfterSeconds} s`)
+    }
+    const stop = new AbortController()
+    running.add(stop)
+    try {
+      const actor = `api-key:${request.apiKey?.name ?? 'unknown'}`
+      await streamExport(deps.store, request, reply, { vin: request.params.vin, from, to, actor, now: deps.now, signal: stop.signal }, stop)
+    } finally {
+      running.delete(stop)
+    }
+    return reply
+  })
+}
+
+/** Lines gathered into larger writes; a write waits for the client (backpressure) or rejects when it is gone. */
+class ResponseWriter {
+  #buffer = ''
+  #started = false
+  readonly #reply: FastifyReply
+  readonly #signal: AbortSignal
+
+  constructor (reply: FastifyReply, signal: AbortSignal) {
+    this.#reply = reply
+    this.#signal = signal
+  }
+
+  get started (): boolean {
+    return this.#started
+  }
+
+  get res (): ServerResponse {
+    return this.#reply.raw
+  }
+
+  async line (line: string): Promise<void> {
+    this.#buffer += line
+    if (this.#buffer.length >= WRITE_BYTES) await this.flush()
+  }
+
+  async flush (): Promise<void> {
+    if (!this.#started) this.#start()
+    const chunk = this.take()
+    if (chunk !== '') await writeChunk(this.res, chunk, AbortSignal.any([this.#signal, AbortSignal.timeout(CLIENT_STALL_MS)]))
+  }
+
+  /** The lines not yet written. */
+  take (): string {
+    const chunk = this.#buffer
+    this.#buffer = ''
+    return chunk
+  }
+
+  // Headers go out with the first records, so an export that cannot start (no database)
+  // still gets an ordinary error answer. From here on the route writes the response itself.
+  #start (): void {
+    this.#reply.hijack()
+    for (const [name, value] of Object.entries(this.#reply.getHeaders())) if (value !== undefined) this.res.setHeader(name, value)
+    this.res.writeHead(200, { 'content-type': 'application/x-ndjson' })
+    this.#started = true
+  }
+}
+
+async function streamExport (store: Store, request: FastifyRequest, reply: FastifyReply, req: ExportRequest, stop: AbortController): Promise<void> {
+  const out = new ResponseWriter(reply, stop.signal)
+  const onClose = (): void => { if (!out.res.writableFinished) stop.abort(CLIENT_GONE) }
+  out.res.on('close', onClose)
+  let lines = 0
+  try {
+    const manifest = await produceExport(store, req, async (line) => {
+      await out.line(line)
+      lines++
+    }, EXPORT_FILE)
+    await out.flush()
+    out.res.end(JSON.stringify({ manifest }) + '\n')
+  } catch (err) {
+    if (!out.started) throw err
+    await fail(out, request.log, err, { vin: req.vin, lines }, stop.signal)
+  } finally {
+    out.res.off('close', onClose)
+  }
+}
+
+/**
+ * Ends a started export visibly as failed: the lines so far, one `{"error": …}` line, and
+ * then the connection is cut without chunked encoding's terminating chunk, so an HTTP client
+ * reports an incomplete body (curl exit 18, fetch "terminated") even if it never reads the lines.
+ */
+async function fail (out: ResponseWriter, log: FastifyBaseLogger, err: unknown, ctx: { vin: string, lines: number }, signal: AbortSignal): Promise<void> {
+  if (signal.aborted && signal.reason === CLIENT_GONE) {
+    log.info(ctx, 'legal export stopped: the client went away; its transaction was rolled back')
+    out.res.destroy()
+    return
+  }
+  const reason = err instanceof Error && err.name === 'TimeoutError' ? `the client read nothing for ${CLIENT_STALL_MS / 1000} s` : failureReason(err)
+  log.error({ err, ...ctx }, `legal export failed part-way after ${ctx.lines} records: ${reason}; the response ends with a GW_ERR_EXPORT_FAILED line and no terminating chunk`)
+  const line = out.take() + JSON.stringify({ error: { code: 'GW_ERR_EXPORT_FAILED', message: `the export failed after ${ctx.lines} records and is incomplete: ${reason}`, records: ctx.lines } }) + '\n'
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, FAIL_FLUSH_MS)
+    out.res.write(line, () => { clearTimeout(timer); resolve() })
+  })
+  out.res.destroy()
+}
