@@ -10,8 +10,9 @@ import type { GatewayConfig } from './config.ts'
 import { Dispatcher } from './downlink/dispatcher.ts'
 import { ExpiryJob } from './downlink/expiry-job.ts'
 import { createVehicleEdge, type VehicleEdge } from './edge/vehicle-edge.ts'
-import { EventHub, type StreamEvent } from './events/event-hub.ts'
+import type { EventHub, StreamEvent } from './events/event-hub.ts'
 import { RetentionJob } from './lifecycle/retention-job.ts'
+import { MeteredEventHub, Telemetry } from './metrics/telemetry.ts'
 
 export interface GatewayDeps {
   store: Store
@@ -30,6 +31,7 @@ export interface Gateway {
   readonly dispatcher: Dispatcher
   readonly hub: EventHub
   readonly expiry: ExpiryJob
+  readonly telemetry: Telemetry
   /** Starts both listeners; resolves with the bound ports (useful with port 0). */
   listen(): Promise<{ mqttPort: number, httpPort: number }>
   /** Graceful drain: stop accepting, commit what is pending, close vehicles, stop listeners. */
@@ -44,10 +46,11 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
   const newId = deps.newId ?? newUuidV7
   const logger = deps.logger
   const ctx = { now, newId }
-  const hub = new EventHub(config.streamRetain, now)
+  const telemetry = new Telemetry()
+  const hub: EventHub = new MeteredEventHub(config.streamRetain, now, telemetry.metrics)
   // Committed rows, and only those, become stream events.
   const log = new CommitBatcher<TransactionRecord>({
-    commit: async (records) => hub.publishRecords(await deps.store.transactions.append(records)),
+    commit: telemetry.meteredCommit('log', async (records: TransactionRecord[]) => hub.publishRecords(await telemetry.appendCounted(deps.store, records))),
     maxSize: config.batch.maxSize,
     maxDelayMs: config.batch.maxDelayMs,
     maxConcurrent: config.batch.maxConcurrent,
@@ -55,7 +58,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
   })
   // One batch at a time: a message's transitions must commit in the order they happened.
   const transitions = new CommitBatcher<Transition>({
-    commit: async (items) => hub.publishRecords(await deps.store.messages.applyTransitions(items)),
+    commit: telemetry.meteredCommit('status', async (items: Transition[]) => hub.publishRecords(await deps.store.messages.applyTransitions(items))),
     maxSize: config.batch.maxSize,
     maxDelayMs: config.batch.maxDelayMs,
     maxConcurrent: 1,
@@ -99,6 +102,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     }
   })
   // In cluster mode every gateway's stream carries every gateway's events.
+  telemetry.attachEdge(edge, deps.store)
   if (config.redisUrl !== undefined) hub.useBroadcast((bodies) => edge.broadcastEvents(bodies))
   const dispatch = new Dispatcher({
     store: deps.store, transitions, publishToVehicle: edge.publishToVehicle, now, newId, logger: logger.child({ part: 'dispatcher' }), window: config.downlink.window
@@ -119,6 +123,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     notify: (vin) => edge.announceDownlink(vin),
     announceCampaign: (campaignId) => edge.announceCampaign(campaignId),
     clustered: config.redisUrl !== undefined,
+    telemetry,
     notReadyReason: async () => {
       if (closing) return 'the gateway is shutting down'
       if (!edge.server.listening) return 'the MQTT listener is not up'
@@ -129,6 +134,12 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       }
       return null
     }
+  })
+  telemetry.attachGauges({
+    config, store: deps.store, connections: edge.connections, batchers: { log, status: transitions }, logger,
+    // /ready's own answer (bounded there), so vgw_ready never disagrees with the balancer's probe.
+    notReadyReason: async () => (await http.inject({ method: 'GET', url: '/ready' })).statusCode === 200 ? null : 'not ready',
+    streamClients: () => http.websocketServer.clients.size
   })
 
   // Months are made ahead so that inserts never wait on DDL; a row outside them still gets its month on demand.
@@ -146,6 +157,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     dispatcher: dispatch,
     hub,
     expiry,
+    telemetry,
     async listen () {
       await maintainPartitions()
       maintenance = setInterval(() => {
@@ -154,6 +166,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       maintenance.unref()
       expiry.start()
       retention.start()
+      telemetry.start()
       await new Promise<void>((resolve, reject) => {
         edge.server.once('error', reject)
         edge.server.listen(config.mqttPort, config.host, () => {
@@ -173,6 +186,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       if (maintenance !== null) clearInterval(maintenance)
       expiry.stop()
       retention.stop()
+      telemetry.stop()
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, Math.max(100, config.shutdownTimeoutMs / 3)).unref())
       // Commit what vehicles already sent, so that they get their PUBACKs before we close them.
       await Promise.race([Promise.all([log.flush(), transitions.flush()]), deadline])

@@ -4,7 +4,7 @@ import type { NodePgDatabase } from 'drizzle-orm/node-postgres'
 import { apiKeys } from './schema/tables.ts'
 import { translateError } from './store-errors.ts'
 
-export const SCOPES = ['messages:send', 'messages:read', 'transactions:read', 'vehicles:read', 'stream:read', 'legal', 'admin'] as const
+export const SCOPES = ['messages:send', 'messages:read', 'transactions:read', 'vehicles:read', 'stream:read', 'legal', 'metrics:read', 'admin'] as const
 export type Scope = typeof SCOPES[number]
 
 export function isScope (value: string): value is Scope {

@@ -10,6 +10,7 @@ import { MessageRepository } from './message-repository.ts'
 import { CampaignRepository } from './campaign-repository.ts'
 import { LifecycleRepository } from './lifecycle-repository.ts'
 import { ExportReader } from './export-reader.ts'
+import { OpsRepository } from './ops-repository.ts'
 import { FeedRepository } from './feed-repository.ts'
 
 export { startEmbeddedPostgres, runningEmbeddedUrl, lockDataDir, type EmbeddedPostgres } from './embedded-postgres.ts'
@@ -21,6 +22,7 @@ export { LifecycleRepository, type RetentionPolicy, type LegalHold, type AuditEn
 export { ExportReader } from './export-reader.ts'
 export { FeedRepository, FEED_START, encodeFeedCursor, decodeFeedCursor, feedPositionOf, type FeedPosition, type FeedQuery, type FeedPage } from './feed-repository.ts'
 export { CampaignRepository, type NewCampaign, type CreatedCampaign, type CampaignReport } from './campaign-repository.ts'
+export { OpsRepository, type MessageTraceRows, type TransactionWithCommit } from './ops-repository.ts'
 
 /** Connections per pool; each pool is a bulkhead (docs/architecture.md, "Bulkheads"). */
 export interface StorePools {
@@ -60,6 +62,8 @@ export interface Store {
   readonly exports: ExportReader
   /** The durable feed (README, "Integrating a backend"). */
   readonly feed: FeedRepository
+  /** Operators' reads: the undelivered gauge, message and transaction traces. */
+  readonly ops: OpsRepository
   /** The role the pool's connections work as (the app role after migration 0005). */
   currentRole(): Promise<string>
   migrate(): Promise<void>
@@ -95,6 +99,7 @@ export function openStore (opts: StoreOptions): Store {
     lifecycle: new LifecycleRepository(db.pool, opts.url, opts.newId),
     exports: new ExportReader(exportDb.pool),
     feed: new FeedRepository(db.pool),
+    ops: new OpsRepository(db.pool),
     async currentRole () {
       try {
         return (await db.pool.query<{ r: string }>('SELECT current_user AS r')).rows[0]?.r ?? ''

@@ -15,6 +15,9 @@ import { campaignRoutes } from './routes/campaign-routes.ts'
 import { feedRoutes } from './routes/feed-routes.ts'
 import { healthRoutes, type HealthDeps } from './routes/health-routes.ts'
 import { lifecycleRoutes } from './routes/lifecycle-routes.ts'
+import { metricsRoutes } from './routes/metrics-routes.ts'
+import { installHttpMetrics } from '../metrics/http-metrics.ts'
+import type { Telemetry } from '../metrics/telemetry.ts'
 import { messageRoutes } from './routes/message-routes.ts'
 import { streamRoutes } from './routes/stream-routes.ts'
 import { vehicleRoutes } from './routes/vehicle-routes.ts'
@@ -33,6 +36,8 @@ export interface HttpAppDeps extends HealthDeps {
   clustered: boolean
   /** REST bounds: rate limits, key cache, page bytes, campaign recipients, streams. */
   api: GatewayConfig['api']
+  /** The gateway's metrics (GET /metrics, per-route request counters). */
+  telemetry: Telemetry
 }
 
 // Whatever a log line of the API carries, a key or token in it is censored (the request URL is censored where it is logged).
@@ -46,12 +51,15 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
   const logger = deps.logger.child({ part: 'api' }, { redact: REDACT })
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
-    logController: new LogController({ disableRequestLogging: true }),
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
+    // Every request's id is a fresh UUIDv7, returned as x-request-id and logged as requestId.
+    genReqId: () => deps.newId(),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } }
   })
   app.decorateRequest('apiKey', null)
+  installHttpMetrics(app, deps.telemetry.metrics)
   installErrorHandling(app, logger)
   await app.register(swagger, {
     openapi: {
@@ -72,6 +80,7 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
   await app.register(feedRoutes, { store: deps.store })
   await app.register(streamRoutes, { hub: deps.hub, feed: deps.store.feed, maxPerKey: deps.api.streamMaxPerKey, pingMs: deps.api.streamPingMs })
   await app.register(lifecycleRoutes, { store: deps.store, now: deps.now })
+  await app.register(metricsRoutes, { telemetry: deps.telemetry })
   app.get('/docs', { schema: { hide: true } }, async () => app.swagger())
   return app
 }
