@@ -12,6 +12,7 @@ import { ExpiryJob } from './downlink/expiry-job.ts'
 import { createVehicleEdge, type VehicleEdge } from './edge/vehicle-edge.ts'
 import type { EventHub, StreamEvent } from './events/event-hub.ts'
 import { RetentionJob } from './lifecycle/retention-job.ts'
+import { WebhookDelivery } from './webhooks/webhook-delivery.ts'
 import { MeteredEventHub, Telemetry } from './metrics/telemetry.ts'
 
 export interface GatewayDeps {
@@ -110,6 +111,9 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
   dispatcher = dispatch
   const retention = new RetentionJob(deps.store, config.retentionIntervalMs, now, logger.child({ part: 'retention' }))
   const expiry = new ExpiryJob({ store: deps.store, hub, now, intervalMs: config.downlink.expiryIntervalMs, logger: logger.child({ part: 'expiry' }) })
+  const webhooks = new WebhookDelivery({ store: deps.store, settings: config.webhooks, now, newId, logger: logger.child({ part: 'webhooks' }) })
+  // Committed events wake caught-up webhooks, so that delivery does not wait for the next poll.
+  hub.subscribe({}, () => webhooks.wake())
   let closing = false
   const http = await buildHttpApp({
     store: deps.store,
@@ -166,6 +170,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       maintenance.unref()
       expiry.start()
       retention.start()
+      webhooks.start()
       telemetry.start()
       await new Promise<void>((resolve, reject) => {
         edge.server.once('error', reject)
@@ -186,6 +191,8 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       if (maintenance !== null) clearInterval(maintenance)
       expiry.stop()
       retention.stop()
+      // POSTs in flight are aborted and their leases given back: their batches stay, for whichever gateway leases them next.
+      const webhooksStopped = webhooks.stop()
       telemetry.stop()
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, Math.max(100, config.shutdownTimeoutMs / 3)).unref())
       // Commit what vehicles already sent, so that they get their PUBACKs before we close them.
@@ -193,6 +200,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       await edge.close()
       await Promise.all([log.close(), transitions.close()])
       await http.close()
+      await webhooksStopped
       logger.info('gateway closed')
     }
   }

@@ -37,6 +37,8 @@ export interface GatewayConfig {
   edge: { maxConnections: number, maxConnectionsPerAddress: number, handshakesPerSecondPerAddress: number, handshakeTimeoutMs: number, securityEventsPerMinute: number }
   /** REST bounds. */
   api: { rateLimitPerKey: number, rateLimitPerAddress: number, keyCacheMs: number, pageMaxBytes: number, campaignMaxRecipients: number, streamMaxPerKey: number, streamPingMs: number }
+  /** Webhook delivery (README, "Integrating a backend"): each webhook its own cursor, one batch at a time. */
+  webhooks: { retryPeriodMs: number, backoffMs: number, pollMs: number, timeoutMs: number, batchSize: number, maxConcurrent: number }
   /** Cluster mode: the Redis that gateways sharing one fleet share; undefined: a single gateway. */
   redisUrl: string | undefined
   /** Gateway processes sharing the listening ports on this machine (cluster module); more than 1 needs redisUrl. */
@@ -100,6 +102,12 @@ export const SETTINGS = {
   dbStatementTimeoutMs: { env: 'VGW_DB_STATEMENT_TIMEOUT_MS', flag: '--db-statement-timeout-ms', description: 'bound on every statement, so a half-open connection cannot stall the gateway (default 15000)' },
   maxPendingRecords: { env: 'VGW_MAX_PENDING_RECORDS', flag: '--max-pending-records', description: 'log rows waiting for a commit, at most, while the database is away (default 100000)' },
   retentionIntervalMs: { env: 'VGW_RETENTION_INTERVAL_MS', flag: '--retention-interval-ms', description: 'how often the gateway runs retention (default 86400000: daily; 0: never)' },
+  webhookRetryPeriodMs: { env: 'VGW_WEBHOOK_RETRY_PERIOD_MS', flag: '--webhook-retry-period-ms', description: 'how long a webhook batch is retried before it becomes a dead letter (default 86400000: 1 day)' },
+  webhookBackoffMs: { env: 'VGW_WEBHOOK_BACKOFF_MS', flag: '--webhook-backoff-ms', description: 'first retry delay of a webhook batch; doubled per attempt up to 5 minutes (default 1000)' },
+  webhookPollMs: { env: 'VGW_WEBHOOK_POLL_MS', flag: '--webhook-poll-ms', description: 'how often a caught-up webhook looks at the feed again (default 500)' },
+  webhookTimeoutMs: { env: 'VGW_WEBHOOK_TIMEOUT_MS', flag: '--webhook-timeout-ms', description: 'a webhook POST without an answer by then has failed (default 10000)' },
+  webhookBatchSize: { env: 'VGW_WEBHOOK_BATCH_SIZE', flag: '--webhook-batch-size', description: 'events per webhook POST at most (default 100)' },
+  webhookMaxConcurrent: { env: 'VGW_WEBHOOK_MAX_CONCURRENT', flag: '--webhook-max-concurrent', description: 'webhook POSTs in flight from one gateway, one per webhook at most (default 32)' },
   streamRetain: { env: 'VGW_STREAM_RETAIN', flag: '--stream-retain', description: 'stream events kept for clients resuming with ?since (default 10000)' }
 } as const satisfies Record<string, Setting>
 
@@ -229,6 +237,14 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
       campaignMaxRecipients: integer('campaignMaxRecipients', get('campaignMaxRecipients'), 100_000, 1, 100_000_000),
       streamMaxPerKey: integer('streamMaxPerKey', get('streamMaxPerKey'), 10, 1, 100_000),
       streamPingMs: integer('streamPingMs', get('streamPingMs'), 30_000, 100, 3_600_000)
+    },
+    webhooks: {
+      retryPeriodMs: integer('webhookRetryPeriodMs', get('webhookRetryPeriodMs'), 86_400_000, 0, 30 * 86_400_000),
+      backoffMs: integer('webhookBackoffMs', get('webhookBackoffMs'), 1000, 10, 300_000),
+      pollMs: integer('webhookPollMs', get('webhookPollMs'), 500, 10, 600_000),
+      timeoutMs: integer('webhookTimeoutMs', get('webhookTimeoutMs'), 10_000, 100, 600_000),
+      batchSize: integer('webhookBatchSize', get('webhookBatchSize'), 100, 1, 1000),
+      maxConcurrent: integer('webhookMaxConcurrent', get('webhookMaxConcurrent'), 32, 1, 10_000)
     },
     redisUrl,
     workers

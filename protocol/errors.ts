@@ -48,6 +48,7 @@ export const errorCatalogue = {
   GW_ERR_VEHICLE_NOT_FOUND: { httpStatus: 404, message: 'no vehicle with this VIN is known' },
   GW_ERR_MESSAGE_NOT_FOUND: { httpStatus: 404, message: 'no message with this id' },
   GW_ERR_CAMPAIGN_NOT_FOUND: { httpStatus: 404, message: 'no campaign with this id' },
+  GW_ERR_WEBHOOK_NOT_FOUND: { httpStatus: 404, message: 'no webhook, or no dead letter of this webhook, with this id' },
   GW_ERR_HOLD_NOT_FOUND: { httpStatus: 404, message: 'the vehicle has no active legal hold' },
   GW_ERR_INVALID_PAYLOAD: { httpStatus: 400, message: 'payload is not valid for its payloadEncoding' },
   GW_ERR_INVALID_VIN: { httpStatus: 400, message: 'a VIN has 17 characters: digits and capital letters except I, O and Q' },

@@ -12,6 +12,7 @@ import { LifecycleRepository } from './lifecycle-repository.ts'
 import { ExportReader } from './export-reader.ts'
 import { OpsRepository } from './ops-repository.ts'
 import { FeedRepository } from './feed-repository.ts'
+import { WebhookRepository } from './webhook-repository.ts'
 
 export { startEmbeddedPostgres, runningEmbeddedUrl, lockDataDir, type EmbeddedPostgres } from './embedded-postgres.ts'
 export { SCOPES, isScope, type Scope, type ApiKeyIdentity, type CreatedApiKey, ApiKeyRepository } from './api-key-repository.ts'
@@ -21,6 +22,7 @@ export { MessageRepository, MESSAGE_STATUSES, type MessageStatus, type MessageRo
 export { LifecycleRepository, type RetentionPolicy, type LegalHold, type AuditEntry, type RetentionReport } from './lifecycle-repository.ts'
 export { ExportReader } from './export-reader.ts'
 export { FeedRepository, FEED_START, encodeFeedCursor, decodeFeedCursor, feedPositionOf, type FeedPosition, type FeedQuery, type FeedPage } from './feed-repository.ts'
+export { WebhookRepository, type Webhook, type WebhookBatch, type LeasedWebhook, type NewWebhook, type WebhookFailure } from './webhook-repository.ts'
 export { CampaignRepository, type NewCampaign, type CreatedCampaign, type CampaignReport } from './campaign-repository.ts'
 export { OpsRepository, type MessageTraceRows, type TransactionWithCommit } from './ops-repository.ts'
 
@@ -62,6 +64,8 @@ export interface Store {
   readonly exports: ExportReader
   /** The durable feed (README, "Integrating a backend"). */
   readonly feed: FeedRepository
+  /** Webhooks and their delivery state, on the API pool. */
+  readonly webhooks: WebhookRepository
   /** Operators' reads: the undelivered gauge, message and transaction traces. */
   readonly ops: OpsRepository
   /** The role the pool's connections work as (the app role after migration 0005). */
@@ -99,6 +103,7 @@ export function openStore (opts: StoreOptions): Store {
     lifecycle: new LifecycleRepository(db.pool, opts.url, opts.newId),
     exports: new ExportReader(exportDb.pool),
     feed: new FeedRepository(db.pool),
+    webhooks: new WebhookRepository(db.pool),
     ops: new OpsRepository(db.pool),
     async currentRole () {
       try {

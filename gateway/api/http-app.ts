@@ -21,6 +21,7 @@ import type { Telemetry } from '../metrics/telemetry.ts'
 import { messageRoutes } from './routes/message-routes.ts'
 import { streamRoutes } from './routes/stream-routes.ts'
 import { vehicleRoutes } from './routes/vehicle-routes.ts'
+import { webhookRoutes } from './routes/webhook-routes.ts'
 
 export interface HttpAppDeps extends HealthDeps {
   store: Store
@@ -78,6 +79,7 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
   await app.register(messageRoutes, { ...messageDeps, notify: deps.notify })
   await app.register(campaignRoutes, { ...messageDeps, announceCampaign: deps.announceCampaign, maxRecipients: deps.api.campaignMaxRecipients })
   await app.register(feedRoutes, { store: deps.store })
+  await app.register(webhookRoutes, { store: deps.store, now: deps.now, newId: deps.newId })
   await app.register(streamRoutes, { hub: deps.hub, feed: deps.store.feed, maxPerKey: deps.api.streamMaxPerKey, pingMs: deps.api.streamPingMs })
   await app.register(lifecycleRoutes, { store: deps.store, now: deps.now })
   await app.register(metricsRoutes, { telemetry: deps.telemetry })
