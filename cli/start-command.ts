@@ -64,6 +64,14 @@ function onSignals (logger: Logger, timeoutMs: number, plan: SignalPlan): void {
   process.on('SIGTERM', handle)
 }
 
+/** SIGHUP re-reads the CRL file now (it is also watched); a primary passes it to its gateway processes. */
+function onHangup (logger: Logger, reload: () => Promise<unknown>): void {
+  process.on('SIGHUP', () => {
+    logger.info('SIGHUP: reloading the revocation list')
+    reload().catch((err: unknown) => logger.error({ err }, 'revocation list reload failed'))
+  })
+}
+
 function printAdminKey (config: GatewayConfig, key: string | null): void {
   if (key !== null) process.stdout.write(`\nAdmin API key (shown once, also written to ${path.join(config.dataDir, 'admin.key')}):\n  ${key}\n\n`)
 }
@@ -107,6 +115,7 @@ async function runPrimary (config: GatewayConfig, logger: Logger): Promise<void>
     })
   }
   for (let i = 0; i < config.workers; i++) fork()
+  onHangup(logger, async () => { for (const w of liveWorkers()) w.process.kill('SIGHUP') })
   onSignals(logger, config.shutdownTimeoutMs + DATABASE_STOP_MARGIN_MS, {
     secondSignalExits: true,
     // The database stops only after every gateway process has exited: never under one still draining.
@@ -129,6 +138,7 @@ async function runWorker (config: GatewayConfig, logger: Logger): Promise<void> 
   if (config.databaseUrl === undefined) throw new Error('a gateway worker needs DATABASE_URL from its primary')
   const running = await startGatewayProcess(config, logger, config.databaseUrl)
   process.send?.({ type: 'listening', mqttPort: running.mqttPort, httpPort: running.httpPort })
+  onHangup(logger, () => running.gateway.edge.revocation.reload('signal'))
   onSignals(logger, config.shutdownTimeoutMs, {
     secondSignalExits: false,
     async stop () {
@@ -149,5 +159,6 @@ export async function runStart (flags: ConfigInput): Promise<void> {
   const running = await startGateway(config, logger, path.resolve(DEV_CERT_DIR))
   printAdminKey(config, running.createdAdminKey)
   process.stdout.write(`vgw ready: MQTT over mutual TLS on ${config.host}:${running.mqttPort}, HTTP on ${config.host}:${running.httpPort}\n`)
+  onHangup(logger, () => running.gateway.edge.revocation.reload('signal'))
   onSignals(logger, config.shutdownTimeoutMs, { secondSignalExits: true, stop: () => running.stop() })
 }

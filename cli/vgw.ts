@@ -67,12 +67,12 @@ export function buildProgram (): Command {
       process.stdout.write(`${issued.keyFile}\n${issued.certFile}\n`)
     })
   certs.command('revoke')
-    .description('add the vehicle\'s certificates to the CRL (the gateway refuses them from its next start)')
+    .description('add the vehicle\'s certificates to the CRL: a running gateway reloads it and closes their sessions within seconds')
     .requiredOption('--vin <vin>', 'the vehicle\'s VIN')
     .option('--dir <dir>', 'PKI directory', DEV_CERT_DIR)
     .action(async (opts: { vin: string, dir: string }) => {
       const serials = await revokeVehicle(path.resolve(opts.dir), opts.vin)
-      process.stdout.write(`revoked ${serials.length} certificate(s) of ${opts.vin}; restart the gateway to apply\n`)
+      process.stdout.write(`revoked ${serials.length} certificate(s) of ${opts.vin}; gateways watching this CRL close their sessions within seconds (SIGHUP reloads at once)\n`)
     })
 
   const keys = program.command('keys').description('REST API keys')

@@ -95,6 +95,8 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     maxPacketBytes: config.maxPacketBytes,
     maxPendingRecords: config.maxPendingRecords,
     ...(config.redisUrl !== undefined ? { redisUrl: config.redisUrl } : {}),
+    crlPath: config.tls.crl,
+    ...(config.clusterSecret !== undefined ? { clusterSecret: config.clusterSecret } : {}),
     tls: {
       ca: fs.readFileSync(config.tls.ca),
       cert: fs.readFileSync(config.tls.cert),
@@ -131,6 +133,8 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     notReadyReason: async () => {
       if (closing) return 'the gateway is shutting down'
       if (!edge.server.listening) return 'the MQTT listener is not up'
+      const crlStale = edge.revocation.staleReason()
+      if (crlStale !== null) return crlStale
       try {
         await deps.store.ping()
       } catch {

@@ -41,6 +41,8 @@ export interface GatewayConfig {
   webhooks: { retryPeriodMs: number, backoffMs: number, pollMs: number, timeoutMs: number, batchSize: number, maxConcurrent: number }
   /** Cluster mode: the Redis that gateways sharing one fleet share; undefined: a single gateway. */
   redisUrl: string | undefined
+  /** Cluster mode: the shared secret every bus message is authenticated with (HMAC-SHA256). */
+  clusterSecret: string | undefined
   /** Gateway processes sharing the listening ports on this machine (cluster module); more than 1 needs redisUrl. */
   workers: number
 }
@@ -77,6 +79,7 @@ export const SETTINGS = {
   downlinkWindow: { env: 'VGW_DOWNLINK_WINDOW', flag: '--downlink-window', description: 'downlinks sent to one vehicle and awaiting its PUBACK, at most (default 20)' },
   workers: { env: 'VGW_WORKERS', flag: '--workers', description: 'gateway processes on this machine sharing the ports (default 1; more need VGW_REDIS_URL)' },
   redisUrl: { env: 'VGW_REDIS_URL', flag: '--redis-url', description: 'cluster mode: several gateways share one fleet through this Redis (unset: one gateway)' },
+  clusterSecret: { env: 'VGW_CLUSTER_SECRET', flag: '--cluster-secret', description: 'cluster mode: shared secret (at least 32 characters) authenticating every bus message; required with VGW_REDIS_URL' },
   dbPoolSize: { env: 'VGW_DB_POOL_SIZE', flag: '--db-pool-size', description: 'API pool: connections for REST, the dispatcher, expiry, campaigns (default 10)' },
   dbCommitPoolSize: { env: 'VGW_DB_COMMIT_POOL_SIZE', flag: '--db-commit-pool-size', description: 'commit pool: connections for uplink batches, status changes, connects (default 8)' },
   dbIdleInTransactionTimeoutMs: { env: 'VGW_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS', flag: '--db-idle-in-transaction-timeout-ms', description: 'PostgreSQL ends a session idle inside a transaction after this long (default 60000)' },
@@ -172,6 +175,10 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
   if (defaultTtlSeconds > maxTtlSeconds) {
     throw invalid('defaultTtlSeconds', String(defaultTtlSeconds), `must not exceed ${SETTINGS.maxTtlSeconds.env} (${maxTtlSeconds})`)
   }
+  const clusterSecret = get('clusterSecret')
+  if (redisUrl !== undefined && (clusterSecret === undefined || clusterSecret.length < 32)) {
+    throw invalid('clusterSecret', clusterSecret === undefined ? '(unset)' : '<hidden>', `cluster mode (${SETTINGS.redisUrl.env}) needs a shared secret of at least 32 characters, the same on every gateway: a gateway acts only on bus messages signed with it`)
+  }
   const workers = integer('workers', get('workers'), 1, 1, 64)
   if (workers > 1 && redisUrl === undefined) {
     throw invalid('workers', String(workers), `several gateway processes share one fleet through Redis: set ${SETTINGS.redisUrl.env} too`)
@@ -247,6 +254,7 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
       maxConcurrent: integer('webhookMaxConcurrent', get('webhookMaxConcurrent'), 32, 1, 10_000)
     },
     redisUrl,
+    clusterSecret,
     workers
   }
 }

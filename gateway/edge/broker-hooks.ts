@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import { GatewayError, downTopic, type ErrorCode } from '../../protocol/index.ts'
 import type { Store } from '../../store/index.ts'
 import { clusterBrokerOptions } from './cluster.ts'
+import { isGatewayPayload } from './downlink-channel.ts'
 import type { ConnectionRegistry } from './connections.ts'
 import type { DeviceIdentity } from './device-identity.ts'
 import type { SecurityRecorder } from './security-events.ts'
@@ -30,6 +31,8 @@ export interface BrokerHookDeps {
   sessionStarted: (client: Client, at: Date) => void
   /** Cluster mode: Aedes' bus and sessions in this Redis. */
   redisUrl?: string
+  /** Cluster mode: the secret bus messages are signed with (cluster.ts). */
+  clusterSecret?: string
 }
 
 function refusal (code: ErrorCode, returnCode: number): AuthenticateError {
@@ -60,7 +63,7 @@ export async function createBroker (deps: BrokerHookDeps): Promise<Aedes> {
   }
 
   return await Aedes.createBroker({
-    ...(deps.redisUrl !== undefined ? clusterBrokerOptions(deps.redisUrl) : {}),
+    ...(deps.redisUrl !== undefined ? clusterBrokerOptions(deps.redisUrl, deps.clusterSecret ?? '', logger) : {}),
     connectTimeout: 10_000,
     drainTimeout: 10_000,
     maxTopicLevels: 16,
@@ -122,7 +125,7 @@ export async function createBroker (deps: BrokerHookDeps): Promise<Aedes> {
     },
 
     authorizeForward (client, packet) {
-      return packet.topic === downTopic(client.id) ? packet : null
+      return packet.topic === downTopic(client.id) && isGatewayPayload(packet.payload) ? packet : null
     }
   })
 }

@@ -1,5 +1,6 @@
 import type { Aedes } from 'aedes'
 import type { Logger } from 'pino'
+import type { CertLink } from './device-identity.ts'
 
 export interface ClusterBusHandlers {
   /** Some gateway of the cluster (maybe this one) queued a downlink for the vehicle. */
@@ -43,6 +44,23 @@ export class ClusterBus {
 
   announceCampaign (campaignId: string): void {
     this.#announce(`$vgw/campaign/${campaignId}`)
+  }
+
+  /** Certificates this gateway found revoked: every gateway closes their sessions (revocation.ts). */
+  announceRevoked (links: CertLink[]): void {
+    this.#announce('$vgw/revoked', Buffer.from(JSON.stringify(links)))
+  }
+
+  async onRevoked (handle: (links: CertLink[]) => void, logger?: Logger): Promise<void> {
+    await this.#subscribe('$vgw/revoked', (_topic, payload) => {
+      try {
+        const links = JSON.parse(payload.toString('utf8')) as unknown
+        if (!Array.isArray(links)) throw new Error('not a list')
+        handle(links.filter((l): l is CertLink => typeof (l as CertLink).issuer === 'string' && typeof (l as CertLink).serial === 'string'))
+      } catch (err) {
+        logger?.warn({ err }, 'unreadable revocation announcement from the cluster')
+      }
+    })
   }
 
   broadcastEvents (bodies: unknown[]): void {

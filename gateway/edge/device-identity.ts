@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto'
 import type { TLSSocket } from 'node:tls'
+import { normalSerial } from '../../certs/index.ts'
 import { isValidVin, type ErrorCode } from '../../protocol/index.ts'
 
 /** Who a TLS peer is, read once from its verified certificate (README, "Vehicles: topics, identity, envelope"). */
@@ -10,6 +11,35 @@ export interface DeviceIdentity {
   fingerprint: string
   serialNumber: string
   remoteAddress: string
+  /** The certificate and each CA above it, as (issuing CA, serial): what a CRL can revoke (revocation.ts). */
+  chain: CertLink[]
+  /** The certificate's notAfter, ms since the epoch: the session ends then. */
+  notAfter: number
+}
+
+/** One certificate of a chain as a CRL names it: its issuer's fingerprint and its serial. */
+export interface CertLink {
+  issuer: string
+  serial: string
+}
+
+const MAX_CHAIN = 8
+
+/**
+ * The peer's chain up to a self-signed CA of ours, as links a CRL can name. Built from our
+ * own CA bundle rather than what the peer sent, so an intermediate it left out still counts.
+ */
+export function chainLinks (peer: X509Certificate, authorities: readonly X509Certificate[]): CertLink[] {
+  const links: CertLink[] = []
+  let cert = peer
+  for (let depth = 0; depth < MAX_CHAIN; depth++) {
+    const issuer = authorities.find((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey))
+    if (issuer === undefined || issuer === cert) break
+    links.push({ issuer: issuer.fingerprint256, serial: normalSerial(cert.serialNumber) })
+    if (issuer.checkIssued(issuer)) break
+    cert = issuer
+  }
+  return links
 }
 
 export type IdentityResult =
@@ -74,8 +104,17 @@ export function identifyPeer (socket: TLSSocket, authorities: readonly X509Certi
     return { ok: false, code: 'GW_ERR_CERT_INVALID_VIN', detail: `subject CN ${JSON.stringify(cn)}`, claimedVin: null, chainsToCa: true, fingerprint, remoteAddress }
   }
   const market = first(cert.subject?.C)
+  const peer = socket.getPeerX509Certificate()
   return {
     ok: true,
-    identity: { vin: claimedVin, market: market !== null && /^[A-Z]{2}$/.test(market) ? market : null, fingerprint: fingerprint ?? '', serialNumber: cert.serialNumber ?? '', remoteAddress }
+    identity: {
+      vin: claimedVin,
+      market: market !== null && /^[A-Z]{2}$/.test(market) ? market : null,
+      fingerprint: fingerprint ?? '',
+      serialNumber: cert.serialNumber ?? '',
+      remoteAddress,
+      chain: peer !== undefined ? chainLinks(peer, authorities) : [],
+      notAfter: Date.parse(cert.valid_to)
+    }
   }
 }

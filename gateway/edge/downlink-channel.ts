@@ -10,6 +10,17 @@ interface Outbound {
 }
 
 /**
+ * Payloads this gateway itself publishes to vehicles. The broker forwards nothing else to a
+ * vehicle (broker-hooks.ts authorizeForward): not a message on the bus, which in cluster
+ * mode is Redis, nor a retained message from the session store (README, "Security").
+ */
+const ownPayloads = new WeakSet<object>()
+
+export function isGatewayPayload (payload: unknown): boolean {
+  return typeof payload === 'object' && payload !== null && ownPayloads.has(payload)
+}
+
+/**
  * The gateway's side of a vehicle's down topic: publishes on the vehicle's connection and
  * maps each PUBACK to its message.
  *
@@ -37,6 +48,7 @@ export class DownlinkChannel {
     // A QoS 0 subscription gets QoS 0 packets (no PUBACK), so nothing waits for one.
     if (out.qos >= 1) out.awaitingAck.push(messageId)
     const packet: PublishPacket = { cmd: 'publish', topic: downTopic(vin), payload, qos: 1, retain: false, dup: false }
+    ownPayloads.add(payload)
     return new Promise((resolve) => client.publish(packet, () => resolve(true)))
   }
 

@@ -13,6 +13,7 @@ import type { DeviceIdentity } from './device-identity.ts'
 import { DownlinkChannel } from './downlink-channel.ts'
 import { connectionEvent, type RecordContext } from './records.ts'
 import { SecurityRecorder } from './security-events.ts'
+import type { Revocation } from './revocation.ts'
 import { createTlsListener, type TlsMaterial } from './tls-listener.ts'
 import { handleUplink } from './uplink.ts'
 import { createUplinkGate } from './uplink-gate.ts'
@@ -47,13 +48,18 @@ export interface VehicleEdgeDeps {
   edge: GatewayConfig['edge']
   /** Cluster mode (see cluster.ts); undefined: one gateway. */
   redisUrl?: string
+  clusterSecret?: string
   tls: TlsMaterial
+  /** The CRL file, reloaded when it changes (revocation.ts). */
+  crlPath: string
 }
 
 export interface VehicleEdge {
   readonly server: tls.Server
   readonly broker: Aedes
   readonly connections: ConnectionRegistry
+  /** Live revocation: reload on SIGHUP, readiness when a CRL is past its nextUpdate. */
+  readonly revocation: Revocation
   /**
    * Sends an envelope on the vehicle's down topic at QoS 1 over its connection here.
    * Resolves false when the vehicle is not connected and subscribed here. The PUBACK
@@ -110,14 +116,15 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
     logger,
     acceptUplink: (_client, who, packet) => gate(who, packet),
     sessionStarted: (client, at) => connectedAt.set(client, at),
-    ...(deps.redisUrl !== undefined ? { redisUrl: deps.redisUrl } : {})
+    ...(deps.redisUrl !== undefined ? { redisUrl: deps.redisUrl, clusterSecret: deps.clusterSecret ?? '' } : {})
   })
   watchSessions(broker, { identityOf, connections, downlinks, observer: deps.observer, log, ctx, logger, store: deps.store, connectedAt })
   const bus = new ClusterBus(broker)
   await bus.start(deps.observer, deps.redisUrl !== undefined, logger)
 
-  const server = createTlsListener({
+  const { server, revocation } = createTlsListener({
     tls: deps.tls,
+    crlPath: deps.crlPath,
     maxPacketBytes: deps.maxPacketBytes,
     maxInflight: deps.vehicle.maxInflight,
     edge: deps.edge,
@@ -128,6 +135,10 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
       broker.handle(conn)
     }
   })
+  // A revocation seen here closes the vehicle's session wherever in the cluster it is.
+  revocation.onRevoked = (links) => bus.announceRevoked(links)
+  await bus.onRevoked((links) => revocation.revokeAnnounced(links), logger)
+  await revocation.start()
 
   const disconnectAll = async (): Promise<void> => {
     await Promise.all(connections.clients().map((c) => new Promise<void>((resolve) => c.close(() => resolve()))))
@@ -146,6 +157,7 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
     server,
     broker,
     connections,
+    revocation,
     publishToVehicle: (vin, payload, messageId) => downlinks.publish(vin, payload, messageId),
     announceDownlink: (vin) => bus.announceDownlink(vin),
     announceCampaign: (campaignId) => bus.announceCampaign(campaignId),

@@ -84,6 +84,11 @@ export function gatewayEnv (paths: { caCert: string, serverCert: string, serverK
     VGW_TLS_CERT: paths.serverCert,
     VGW_TLS_KEY: paths.serverKey,
     VGW_TLS_CRL: paths.crl,
+    // Used only when a test sets VGW_REDIS_URL: the gateways of a test cluster share it.
+    VGW_CLUSTER_SECRET: TEST_CLUSTER_SECRET,
     ...extra
   }
 }
+
+/** The bus secret of test clusters (at least 32 characters). */
+export const TEST_CLUSTER_SECRET = 'vgw-test-cluster-secret-0123456789abcdef'
