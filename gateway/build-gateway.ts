@@ -12,8 +12,9 @@ import { ExpiryJob } from './downlink/expiry-job.ts'
 import { createVehicleEdge, type VehicleEdge } from './edge/vehicle-edge.ts'
 import type { EventHub, StreamEvent } from './events/event-hub.ts'
 import { RetentionJob } from './lifecycle/retention-job.ts'
-import { WebhookDelivery } from './webhooks/webhook-delivery.ts'
 import { MeteredEventHub, Telemetry } from './metrics/telemetry.ts'
+import { commitStallReason } from './readiness.ts'
+import { WebhookDelivery } from './webhooks/webhook-delivery.ts'
 
 export interface GatewayDeps {
   store: Store
@@ -55,7 +56,9 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     maxSize: config.batch.maxSize,
     maxDelayMs: config.batch.maxDelayMs,
     maxConcurrent: config.batch.maxConcurrent,
-    logger: logger.child({ part: 'log-batcher' })
+    logger: logger.child({ part: 'log-batcher' }),
+    // Raw envelope bytes dominate a row's memory; the rest is counted as a flat 512.
+    sizeOf: (r) => 512 + (r.raw?.byteLength ?? 0)
   })
   // One batch at a time: a message's transitions must commit in the order they happened.
   const transitions = new CommitBatcher<Transition>({
@@ -94,6 +97,9 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     limits: config.envelope,
     maxPacketBytes: config.maxPacketBytes,
     maxPendingRecords: config.maxPendingRecords,
+    maxPendingBytes: config.maxPendingBytes,
+    vehicle: config.vehicle,
+    edge: config.edge,
     ...(config.redisUrl !== undefined ? { redisUrl: config.redisUrl } : {}),
     crlPath: config.tls.crl,
     ...(config.clusterSecret !== undefined ? { clusterSecret: config.clusterSecret } : {}),
@@ -129,12 +135,16 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     notify: (vin) => edge.announceDownlink(vin),
     announceCampaign: (campaignId) => edge.announceCampaign(campaignId),
     clustered: config.redisUrl !== undefined,
+    exports: config.exports,
+    api: config.api,
     telemetry,
     notReadyReason: async () => {
       if (closing) return 'the gateway is shutting down'
       if (!edge.server.listening) return 'the MQTT listener is not up'
       const crlStale = edge.revocation.staleReason()
       if (crlStale !== null) return crlStale
+      const stalled = commitStallReason({ 'transaction log': log, 'message status': transitions }, config.commitStallMs)
+      if (stalled !== null) return stalled
       try {
         await deps.store.ping()
       } catch {
@@ -198,12 +208,16 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       // POSTs in flight are aborted and their leases given back: their batches stay, for whichever gateway leases them next.
       const webhooksStopped = webhooks.stop()
       telemetry.stop()
+      // Stop accepting first (vehicles, then REST), so nothing new arrives at a draining gateway;
+      // /ready already answers 503 (closing), and fastify answers 503 to requests from here on.
+      edge.stopAccepting()
+      const httpClosed = http.close()
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, Math.max(100, config.shutdownTimeoutMs / 3)).unref())
       // Commit what vehicles already sent, so that they get their PUBACKs before we close them.
       await Promise.race([Promise.all([log.flush(), transitions.flush()]), deadline])
       await edge.close()
       await Promise.all([log.close(), transitions.close()])
-      await http.close()
+      await httpClosed
       await webhooksStopped
       logger.info('gateway closed')
     }
