@@ -37,6 +37,8 @@ export interface HttpAppDeps extends HealthDeps {
   clustered: boolean
   /** REST bounds: rate limits, key cache, page bytes, campaign recipients, streams. */
   api: GatewayConfig['api']
+  /** Legal exports running at once (VGW_EXPORT_MAX_CONCURRENT). */
+  exports: GatewayConfig['exports']
   /** The gateway's metrics (GET /metrics, per-route request counters). */
   telemetry: Telemetry
 }
@@ -81,7 +83,7 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
   await app.register(feedRoutes, { store: deps.store })
   await app.register(webhookRoutes, { store: deps.store, now: deps.now, newId: deps.newId })
   await app.register(streamRoutes, { hub: deps.hub, feed: deps.store.feed, maxPerKey: deps.api.streamMaxPerKey, pingMs: deps.api.streamPingMs })
-  await app.register(lifecycleRoutes, { store: deps.store, now: deps.now })
+  await app.register(lifecycleRoutes, { store: deps.store, now: deps.now, exports: deps.exports })
   await app.register(metricsRoutes, { telemetry: deps.telemetry })
   app.get('/docs', { schema: { hide: true } }, async () => app.swagger())
   return app
