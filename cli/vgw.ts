@@ -3,19 +3,15 @@ import { Command, CommanderError, Option } from 'commander'
 import { initDevPki, issueVehicleCertificate, revokeVehicle } from '../certs/index.ts'
 import { DEV_CERT_DIR, SETTINGS, loadConfig, type ConfigInput, type SettingName } from '../gateway/index.ts'
 import { GatewayError } from '../protocol/index.ts'
-import { SCOPES, isScope } from '../store/index.ts'
 import { withStore } from './cli-store.ts'
 import { runStart } from './start-command.ts'
 import { addFleetCommand } from './fleet-command.ts'
 import { addLifecycleCommands } from './lifecycle-commands.ts'
 import { addEnvelopeCommand } from './envelope-command.ts'
+import { addKeyCommands } from './key-commands.ts'
 
 /** Exit codes: 0 success, 1 failure, 2 usage error. */
 const USAGE = 2
-
-function usageError (message: string): never {
-  throw new CommanderError(USAGE, 'vgw.usage', message)
-}
 
 function configOptions (cmd: Command): Command {
   for (const [, s] of Object.entries(SETTINGS)) {
@@ -75,20 +71,7 @@ export function buildProgram (): Command {
       process.stdout.write(`revoked ${serials.length} certificate(s) of ${opts.vin}; gateways watching this CRL close their sessions within seconds (SIGHUP reloads at once)\n`)
     })
 
-  const keys = program.command('keys').description('REST API keys')
-  configOptions(keys.command('create')
-    .description(`create an API key (printed once, stored hashed); scopes: ${SCOPES.join(', ')}`)
-    .requiredOption('--name <name>', 'a name for the key')
-    .requiredOption('--scopes <list>', 'comma-separated scopes'))
-    .action(async (opts: Record<string, unknown>) => {
-      const scopes = String(opts.scopes).split(',').map((s) => s.trim()).filter((s) => s !== '')
-      const unknown = scopes.filter((s) => !isScope(s))
-      if (scopes.length === 0 || unknown.length > 0) usageError(`unknown scope(s): ${unknown.join(', ') || '(none given)'}; choose from ${SCOPES.join(', ')}`)
-      const config = loadConfig(process.env, configFlags(opts))
-      const created = await withStore(config, (store) => store.apiKeys.create(String(opts.name), scopes.filter(isScope)))
-      process.stdout.write(`${created.key}\n`)
-      process.stderr.write(`key "${created.name}" (id ${created.id}) with scopes ${created.scopes.join(', ')}; it is shown only now\n`)
-    })
+  addKeyCommands(program)
 
   configOptions(program.command('migrate').description('apply database migrations to DATABASE_URL (or the embedded database)'))
     .action(async (opts: Record<string, unknown>) => {

@@ -50,6 +50,8 @@ export const errorCatalogue = {
   GW_ERR_CAMPAIGN_NOT_FOUND: { httpStatus: 404, message: 'no campaign with this id' },
   GW_ERR_WEBHOOK_NOT_FOUND: { httpStatus: 404, message: 'no webhook, or no dead letter of this webhook, with this id' },
   GW_ERR_HOLD_NOT_FOUND: { httpStatus: 404, message: 'the vehicle has no active legal hold' },
+  GW_ERR_API_KEY_NOT_FOUND: { httpStatus: 404, message: 'no live API key with this id or name' },
+  GW_ERR_RETENTION_FLOOR: { httpStatus: 400, message: 'the retention period is below the floor set in server configuration' },
   GW_ERR_INVALID_PAYLOAD: { httpStatus: 400, message: 'payload is not valid for its payloadEncoding' },
   GW_ERR_INVALID_VIN: { httpStatus: 400, message: 'a VIN has 17 characters: digits and capital letters except I, O and Q' },
   GW_ERR_VALIDATION: { httpStatus: 400, message: 'the request does not match the schema' },

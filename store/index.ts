@@ -15,7 +15,7 @@ import { FeedRepository } from './feed-repository.ts'
 import { WebhookRepository } from './webhook-repository.ts'
 
 export { startEmbeddedPostgres, runningEmbeddedUrl, lockDataDir, type EmbeddedPostgres } from './embedded-postgres.ts'
-export { SCOPES, isScope, type Scope, type ApiKeyIdentity, type CreatedApiKey, ApiKeyRepository } from './api-key-repository.ts'
+export { SCOPES, isScope, grants, type Scope, type ApiKeyIdentity, type CreatedApiKey, type ApiKeyInfo, type RotatedApiKey, ApiKeyRepository } from './api-key-repository.ts'
 export { TransactionLog, type TransactionRecord, type TransactionQuery, type TransactionPage, type Direction } from './transaction-log.ts'
 export { VehicleRepository, type VehicleRow } from './vehicle-repository.ts'
 export { MessageRepository, MESSAGE_STATUSES, type MessageStatus, type MessageRow, type NewMessage, type MessageContent, type Transition, type EnqueueResult } from './message-repository.ts'
@@ -97,7 +97,7 @@ export function openStore (opts: StoreOptions): Store {
   return {
     transactions: new TransactionLog(commit.pool, db.pool),
     vehicles: new VehicleRepository(commit.orm, db.orm),
-    apiKeys: new ApiKeyRepository(db.orm, opts.newId),
+    apiKeys: new ApiKeyRepository(db.pool, opts.newId),
     messages: new MessageRepository(commit.pool, db.pool),
     campaigns: new CampaignRepository(db.pool),
     lifecycle: new LifecycleRepository(db.pool, opts.url, opts.newId),

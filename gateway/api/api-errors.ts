@@ -16,9 +16,12 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'GW_ERR_BAD_JSON'
 }
 
-/** The request URL for a log line, with any `?token=` (a WebSocket's API key) censored. */
+/**
+ * The request URL for a log line: its path only. A query string can hold a stream's `?token=`
+ * (an API key) or anything else a client put there; logs never carry it.
+ */
 export function loggableUrl (url: string): string {
-  return url.replace(/([?&]token=)[^&#]*/gi, '$1[redacted]')
+  return url.split(/[?#]/, 1)[0] ?? ''
 }
 
 /** Every error leaves the API as `{ error: { code, message } }` with a catalogue code. */

@@ -1,7 +1,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { ApiKeyIdentity, Scope } from '../../store/index.ts'
+import { grants, type ApiKeyIdentity, type Scope } from '../../store/index.ts'
 import { sendError } from './api-errors.ts'
 import type { ApiKeyCache } from './key-cache.ts'
+import type { KeyUsage } from './key-usage.ts'
 import type { RateLimits } from './rate-limits.ts'
 
 declare module 'fastify' {
@@ -9,20 +10,32 @@ declare module 'fastify' {
     apiKey: ApiKeyIdentity | null
   }
   interface FastifyContextConfig {
-    /** The scope a route needs; `admin` holds every scope. Routes without one are public. */
+    /** The scope a route needs; `admin` holds every scope but `legal`. Routes without one are public. */
     scope?: Scope
   }
 }
 
-/** Reads the bearer key from the Authorization header, or from `?token=` where a browser WebSocket cannot set headers. */
-function presentedKey (request: FastifyRequest): string | null {
+// The only route where a key may travel in the URL: a browser cannot set headers on a WebSocket.
+// Anywhere else a URL (and so the key) ends up in proxies' and browsers' logs and histories.
+const TOKEN_ROUTES = new Set(['/v1/stream'])
+
+/** The key in the request, or null; `?token=` outside the stream is refused (`tokenInUrl`). */
+function presentedKey (request: FastifyRequest): { key: string | null, tokenInUrl: boolean } {
   const header = request.headers.authorization
   if (typeof header === 'string') {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
-    return match?.[1] ?? null
+    return { key: match?.[1] ?? null, tokenInUrl: false }
   }
   const token = (request.query as Record<string, unknown> | undefined)?.token
-  return typeof token === 'string' && token !== '' ? token : null
+  if (typeof token !== 'string' || token === '') return { key: null, tokenInUrl: false }
+  if (request.routeOptions.url !== undefined && TOKEN_ROUTES.has(request.routeOptions.url)) return { key: token, tokenInUrl: false }
+  return { key: null, tokenInUrl: true }
+}
+
+/** The audit trail's actor for a request: the key's id (names are not unique) and, for reading, its name. */
+export function actorOf (request: FastifyRequest): string {
+  const key = request.apiKey
+  return key === null ? 'api-key:unknown' : `api-key:${key.id} (${key.name})`
 }
 
 // Load balancers probe these; they are never limited.
@@ -31,6 +44,9 @@ const UNLIMITED = new Set(['/health', '/ready'])
 export interface BearerAuthDeps {
   keys: ApiKeyCache
   limits: RateLimits
+  /** Notes each authenticated request's key for "last used" (written in batches). */
+  usage?: KeyUsage
+  now?: () => number
 }
 
 /**
@@ -42,7 +58,7 @@ export interface BearerAuthDeps {
 export function bearerAuth (deps: BearerAuthDeps) {
   return async function authenticate (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (request.routeOptions.url !== undefined && UNLIMITED.has(request.routeOptions.url)) return
-    const key = presentedKey(request)
+    const { key, tokenInUrl } = presentedKey(request)
     const known = key !== null ? deps.keys.known(key) : undefined
     if (known !== undefined) {
       request.apiKey = known
@@ -53,20 +69,23 @@ export function bearerAuth (deps: BearerAuthDeps) {
     const scope = request.routeOptions.config.scope
     if (scope === undefined) return
     if (key === null) {
-      await sendError(reply, 'GW_ERR_UNAUTHENTICATED', 'send "Authorization: Bearer <api key>"')
+      await sendError(reply, 'GW_ERR_UNAUTHENTICATED', tokenInUrl
+        ? '?token= is accepted on /v1/stream only; send "Authorization: Bearer <api key>"'
+        : 'send "Authorization: Bearer <api key>"')
       return reply
     }
     const identity = known ?? await deps.keys.lookup(key)
     if (identity === null) {
-      await sendError(reply, 'GW_ERR_UNAUTHENTICATED', 'the API key is unknown or revoked')
+      await sendError(reply, 'GW_ERR_UNAUTHENTICATED', 'the API key is unknown, revoked or expired')
       return reply
     }
+    deps.usage?.note(identity.id, new Date((deps.now ?? Date.now)()))
     if (known === undefined) {
       request.apiKey = identity
       await deps.limits.perKey(request, reply)
     }
-    if (!identity.scopes.includes(scope) && !identity.scopes.includes('admin')) {
-      await sendError(reply, 'GW_ERR_FORBIDDEN', `this call needs the scope "${scope}"`)
+    if (!grants(identity.scopes, scope)) {
+      await sendError(reply, 'GW_ERR_FORBIDDEN', `this call needs the scope "${scope}"${scope === 'legal' ? ' (admin does not include it)' : ''}`)
       return reply
     }
   }

@@ -10,6 +10,8 @@ import type { EventHub } from '../events/event-hub.ts'
 import { installErrorHandling } from './api-errors.ts'
 import { bearerAuth } from './auth.ts'
 import { ApiKeyCache } from './key-cache.ts'
+import { KeyUsage } from './key-usage.ts'
+import { keyRoutes } from './routes/key-routes.ts'
 import { installRateLimits } from './rate-limits.ts'
 import { campaignRoutes } from './routes/campaign-routes.ts'
 import { feedRoutes } from './routes/feed-routes.ts'
@@ -75,7 +77,11 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } })
   const limits = await installRateLimits(app, { perKey: deps.api.rateLimitPerKey, perAddress: deps.api.rateLimitPerAddress })
   const keys = new ApiKeyCache((key) => deps.store.apiKeys.verify(key), deps.api.keyCacheMs)
-  app.addHook('onRequest', bearerAuth({ keys, limits }))
+  // "Last used" is written at most every 10 s, in one statement for every key used meanwhile.
+  const usage = new KeyUsage((lastUsed) => deps.store.apiKeys.touch(lastUsed), 10_000, logger)
+  app.addHook('onClose', async () => { await usage.close() })
+  app.addHook('onRequest', bearerAuth({ keys, limits, usage, now: deps.now }))
+  await app.register(keyRoutes, { store: deps.store, now: deps.now, forget: (ids) => keys.forget(ids) })
   await app.register(healthRoutes, { notReadyReason: deps.notReadyReason })
   await app.register(vehicleRoutes, { store: deps.store, connections: deps.connections, now: deps.now, clustered: deps.clustered, pageMaxBytes: deps.api.pageMaxBytes })
   const messageDeps = { store: deps.store, hub: deps.hub, limits: deps.limits, ...deps.downlink, now: deps.now, newId: deps.newId }

@@ -69,8 +69,10 @@ export const apiKeys = pgTable('api_keys', {
   keyHash: text('key_hash').notNull().unique(),
   scopes: text('scopes').array().notNull(),
   createdAt: timestamp('created_at', { withTimezone: true, precision: 6 }).notNull().default(sql`now()`),
-  revokedAt: timestamp('revoked_at', { withTimezone: true, precision: 6 })
-})
+  revokedAt: timestamp('revoked_at', { withTimezone: true, precision: 6 }),
+  expiresAt: timestamp('expires_at', { withTimezone: true, precision: 6 }),
+  lastUsedAt: timestamp('last_used_at', { withTimezone: true, precision: 6 })
+}, (t) => [index('api_keys_name_idx').on(t.name)])
 
 /** Retention per market (market `*` is the default for every other market). */
 export const retentionPolicies = pgTable('retention_policies', {

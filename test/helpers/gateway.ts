@@ -62,7 +62,8 @@ export async function startTestGateway (t: Test, overrides: Partial<Record<strin
   const gateway = await buildGateway(config, { store, logger, ...deps })
   t.teardown(() => gateway.close())
   const { mqttPort, httpPort } = await gateway.listen()
-  const admin = await store.apiKeys.create('test-admin', ['admin'])
+  // Both duties, so that tests of either need one key; separation of duties has tests of its own (test/security/).
+  const admin = await store.apiKeys.create('test-admin', ['admin', 'legal'])
   const baseUrl = `http://127.0.0.1:${httpPort}`
   return {
     gateway,

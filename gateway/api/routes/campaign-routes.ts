@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { GatewayError, isUuid, isValidVin, type EnvelopeLimits } from '../../../protocol/index.ts'
 import type { Store } from '../../../store/index.ts'
 import type { EventHub } from '../../events/event-hub.ts'
+import { actorOf } from '../auth.ts'
 import { messageProperties, parseMessage, type MessageInput } from '../message-input.ts'
 
 export interface CampaignRoutesDeps {
@@ -56,6 +57,8 @@ export async function campaignRoutes (app: FastifyInstance, deps: CampaignRoutes
       createdAt: new Date(deps.now()),
       maxRecipients: deps.maxRecipients
     })
+    await deps.store.lifecycle.audit(actorOf(request), 'campaign.create',
+      { campaignId: created.id, type: m.type, target: vins !== undefined ? { vins: named } : { market }, messageCount: created.messageCount }, new Date(deps.now()))
     deps.hub.publish({ event: 'campaign.created', vin: null, kind: 'MESSAGE', type: m.type, campaignId: created.id, messageCount: created.messageCount })
     deps.announceCampaign(created.id)
     return reply.code(202).send({ id: created.id, status: 'queued', messageCount: created.messageCount, skippedVins: created.skippedVins })

@@ -4,6 +4,7 @@ import { GatewayError } from '../../../protocol/index.ts'
 import type { Store } from '../../../store/index.ts'
 import { EXPORT_FILE, failureReason, produceExport, writeChunk, type ExportRequest } from '../../lifecycle/legal-export.ts'
 import { sendError } from '../api-errors.ts'
+import { actorOf } from '../auth.ts'
 import { parseTime, requireVin } from '../request-values.ts'
 
 export interface ExportLimits {
@@ -67,7 +68,7 @@ export function exportRoute (app: FastifyInstance, deps: ExportRouteDeps): void 
     const stop = new AbortController()
     running.add(stop)
     try {
-      const actor = `api-key:${request.apiKey?.name ?? 'unknown'}`
+      const actor = actorOf(request)
       await streamExport(deps.store, request, reply, { vin: request.params.vin, from, to, actor, now: deps.now, signal: stop.signal }, stop)
     } finally {
       running.delete(stop)

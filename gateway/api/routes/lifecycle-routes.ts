@@ -1,7 +1,8 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import { GatewayError } from '../../../protocol/index.ts'
 import type { Store } from '../../../store/index.ts'
 import { formatPeriod, parseMarket, parsePeriod } from '../../lifecycle/retention-period.ts'
+import { actorOf } from '../auth.ts'
 import { requireVin } from '../request-values.ts'
 import { exportRoute, type ExportLimits } from './export-route.ts'
 
@@ -12,9 +13,7 @@ export interface LifecycleRoutesDeps {
   exports?: ExportLimits
 }
 
-function actor (request: FastifyRequest): string {
-  return `api-key:${request.apiKey?.name ?? 'unknown'}`
-}
+const actor = actorOf
 
 const vinParams = { type: 'object', required: ['vin'], properties: { vin: { type: 'string' } } } as const
 

@@ -3,6 +3,7 @@ import { GatewayError } from '../../../protocol/index.ts'
 import type { Direction, Store, TransactionRecord } from '../../../store/index.ts'
 import type { ConnectionRegistry } from '../../edge/connections.ts'
 import { transactionView } from '../views.ts'
+import { actorOf } from '../auth.ts'
 import { parseTime, requireVin } from '../request-values.ts'
 
 export interface VehicleRoutesDeps {
@@ -101,7 +102,9 @@ export async function vehicleRoutes (app: FastifyInstance, deps: VehicleRoutesDe
   }, async (request, reply) => {
     const { vin } = request.params
     requireVin(vin)
-    const created = await deps.store.vehicles.register(vin, request.body.market, new Date(deps.now()))
+    const at = new Date(deps.now())
+    const created = await deps.store.vehicles.register(vin, request.body.market, at)
+    await deps.store.lifecycle.audit(actorOf(request), 'vehicle.register', { vin, market: request.body.market, created }, at)
     return reply.code(created ? 201 : 200).send({ vin, market: request.body.market, registered: true, created })
   })
 
