@@ -30,6 +30,7 @@ interface FleetFlags {
   workers?: string
   firstVehicle: string
   verify?: boolean
+  verifyFeed?: boolean
   json?: string
   api: string
   mqtt: string
@@ -91,7 +92,8 @@ export function fleetOptionsFrom (flags: FleetFlags): FleetOptions {
     offlineShare,
     flakyShare,
     workers: flags.workers === undefined ? d.workers : positive('workers', flags.workers, { integer: true, min: 1 }),
-    verify: flags.verify === true,
+    verify: flags.verify === true || flags.verifyFeed === true,
+    verifyFeed: flags.verifyFeed === true,
     firstVehicle: positive('first-vehicle', flags.firstVehicle, { integer: true }),
     progress: process.stdout.isTTY ? 'tty' : 'lines'
   }
@@ -127,6 +129,7 @@ export function addFleetCommand (program: Command): void {
     .option('--workers <n>', 'worker processes (default: the core count)')
     .option('--first-vehicle <n>', 'first vehicle serial (fleets with distinct VINs)', '0')
     .option('--verify', 'check end to end that nothing was lost or duplicated')
+    .option('--verify-feed', '--verify, and check through the durable feed (GET /v1/events) from its head before the run: each acknowledged uplink once, each downlink\'s statuses in order')
     .option('--json <file>', 'write the machine-readable report')
     .option('--api <url>', 'the gateway\'s REST API', 'http://localhost:8080')
     .option('--mqtt <url>', 'the gateway\'s MQTT listener', 'mqtts://localhost:8883')

@@ -38,6 +38,8 @@ export interface FleetOptions {
   flakyShare: number
   workers: number
   verify: boolean
+  /** With verify: also check through the durable feed, read from its head taken before the run. */
+  verifyFeed: boolean
   /** Vehicle index offset: lets several fleets use distinct VINs against one gateway. */
   firstVehicle: number
   /** Redraw progress in place (TTY) or log a line every few seconds; null: silent. */
@@ -68,6 +70,7 @@ export const defaultFleetOptions = (): FleetOptions => ({
   flakyShare: 0.1,
   workers: Math.max(1, os.availableParallelism()),
   verify: false,
+  verifyFeed: false,
   firstVehicle: 0,
   progress: null
 })

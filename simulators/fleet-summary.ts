@@ -53,6 +53,9 @@ export function summaryText (r: FleetReport): string {
     lines.push('', v.ok
       ? `  verify: OK: ${n(v.uplinksChecked)} acknowledged uplinks each recorded once, ${n(v.downlinksChecked)} downlinks in a final or documented status`
       : `  verify: FAILED: ${n(v.mismatches.length)} mismatch(es)`)
+    if (v.feed !== null && v.feed !== undefined) {
+      lines.push(`  verify (feed): ${n(v.feed.eventsRead)} events read from the cursor taken before the run; ${n(v.feed.uplinksChecked)} acknowledged uplinks each once, ${n(v.feed.downlinksChecked)} downlinks' statuses in order`)
+    }
     for (const m of v.mismatches.slice(0, 50)) lines.push(`    ${m.kind} ${m.vin} ${m.messageId}: ${m.detail}`)
     if (v.mismatches.length > 50) lines.push(`    … and ${n(v.mismatches.length - 50)} more (see --json)`)
   }

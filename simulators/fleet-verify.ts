@@ -1,8 +1,11 @@
 /**
  * End-to-end check of a fleet run through the REST API: every uplink that got a
  * PUBACK is recorded exactly once, and every downlink reached a final or documented
- * status. The input is plain data, so a run can be saved and verified again later.
+ * status; with `feedAfter`, the same through the durable feed (fleet-feed-verify.ts). The
+ * input is plain data, so a run can be saved and verified again later.
  */
+import { checkFeed, type FeedCheckResult, type FeedMismatch } from './fleet-feed-verify.ts'
+
 export interface VerificationInput {
   apiUrl: string
   /** The run's start: uplinks are looked up from a little before it. */
@@ -17,10 +20,12 @@ export interface VerificationInput {
     /** What the vehicle answered, if it did. */
     answer: string | null
   }>
+  /** The durable feed's head before the run (`--verify-feed`): the feed is checked too, from there. */
+  feedAfter?: string | null
 }
 
 export interface Mismatch {
-  kind: 'uplink-missing' | 'uplink-duplicate' | 'downlink-status' | 'downlink-ack-status' | 'downlink-unknown'
+  kind: 'uplink-missing' | 'uplink-duplicate' | 'downlink-status' | 'downlink-ack-status' | 'downlink-unknown' | FeedMismatch['kind']
   vin: string
   messageId: string
   detail: string
@@ -31,6 +36,8 @@ export interface VerificationResult {
   uplinksChecked: number
   downlinksChecked: number
   mismatches: Mismatch[]
+  /** What the feed check read and checked; null without `feedAfter`. */
+  feed: Omit<FeedCheckResult, 'mismatches'> | null
 }
 
 const PENDING_OK = new Set(['queued', 'sent', 'delivered', 'acknowledged', 'expired'])
@@ -76,6 +83,7 @@ export async function verifyFleet (input: VerificationInput, apiKey: string): Pr
       else if (n > 1) mismatches.push({ kind: 'uplink-duplicate', vin, messageId: id, detail: `recorded ${n} times` })
     }
   })
+  const finalStatus = new Map<string, { status: string, ackStatus: string | null }>()
   await inParallel(input.downlinks, 16, async (d) => {
     const res = await getJson(input.apiUrl, apiKey, `/v1/messages/${d.id}`)
     if (res.status !== 200) {
@@ -83,6 +91,7 @@ export async function verifyFleet (input: VerificationInput, apiKey: string): Pr
       return
     }
     const m = res.body as { status: string, ackStatus: string | null }
+    finalStatus.set(d.id, m)
     if (d.vehicleOnline && m.status !== 'acknowledged') {
       mismatches.push({ kind: 'downlink-status', vin: d.vin, messageId: d.id, detail: `${m.status}, but the vehicle stayed online: expected acknowledged` })
     } else if (!PENDING_OK.has(m.status)) {
@@ -91,5 +100,11 @@ export async function verifyFleet (input: VerificationInput, apiKey: string): Pr
       mismatches.push({ kind: 'downlink-ack-status', vin: d.vin, messageId: d.id, detail: `ackStatus ${String(m.ackStatus)}, the vehicle answered ${d.answer}` })
     }
   })
-  return { ok: mismatches.length === 0, uplinksChecked, downlinksChecked: input.downlinks.length, mismatches }
+  let feed: VerificationResult['feed'] = null
+  if (typeof input.feedAfter === 'string') {
+    const { mismatches: inFeed, ...read } = await checkFeed({ ...input, after: input.feedAfter, finalStatus }, apiKey)
+    mismatches.push(...inFeed)
+    feed = read
+  }
+  return { ok: mismatches.length === 0, uplinksChecked, downlinksChecked: input.downlinks.length, mismatches, feed }
 }

@@ -5,6 +5,7 @@ import { BackendSimulator } from './backend-sim.ts'
 import { HISTOGRAMS, mergeInto, newHistogram, percentiles, zeroCounters, type FleetCounters, type HistogramName, type Percentiles } from './fleet-metrics.ts'
 import type { FleetOptions } from './fleet-options.ts'
 import type { FromWorker, ToWorker, VehicleFinal } from './fleet-protocol.ts'
+import { feedHead } from './fleet-feed-verify.ts'
 import { verifyFleet, type VerificationInput, type VerificationResult } from './fleet-verify.ts'
 import { fleetVin, marketFor } from './vin-factory.ts'
 
@@ -76,6 +77,8 @@ export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Pro
   })
   const t0 = performance.now()
   const withBackend = opts.apiUrl !== ''
+  // Taken before anything of the run is logged, so that all of it comes after this cursor.
+  const feedAfter = opts.verify && opts.verifyFeed && withBackend ? await feedHead(opts.apiUrl, opts.apiKey) : null
   if (withBackend) await registerAll(opts, vehicles)
   const registerSeconds = (performance.now() - t0) / 1000
 
@@ -239,7 +242,8 @@ export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Pro
     apiUrl: opts.apiUrl,
     fromMs: startedAt,
     uplinks: Object.fromEntries(allFinals.filter((v) => v.acked.length > 0).map((v) => [v.vin, v.acked])),
-    downlinks: [...backend.sent.entries()].map(([id, s]) => ({ id, vin: s.vin, vehicleOnline: online.get(s.vin) === true, answer: answers.get(id) ?? null }))
+    downlinks: [...backend.sent.entries()].map(([id, s]) => ({ id, vin: s.vin, vehicleOnline: online.get(s.vin) === true, answer: answers.get(id) ?? null })),
+    feedAfter
   }
   let verification: VerificationResult | null = null
   if (opts.verify && withBackend) {
