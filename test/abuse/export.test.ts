@@ -16,8 +16,12 @@ const ROWS = 100_000
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
+/** The keys of the legal team, by gateway. */
+const legalKeys = new WeakMap<TestGateway, string>()
+
 async function withHistory (t: Test, env: Record<string, string> = {}): Promise<TestGateway> {
   const gw = await startTestGateway(t, env)
+  legalKeys.set(gw, (await gw.store.apiKeys.create('legal-team', ['legal'])).key)
   await fillVehicleRows(gw.dbUrl, VIN, ROWS, FROM, TO)
   return gw
 }
@@ -37,7 +41,7 @@ interface ExportResponse {
 function exportOf (gw: TestGateway, to = TO): Promise<ExportResponse> {
   const url = `${gw.baseUrl}/v1/vehicles/${VIN}/export?from=${FROM.toISOString()}&to=${to.toISOString()}`
   return new Promise((resolve, reject) => {
-    http.get(url, { agent: false, headers: { authorization: `Bearer ${gw.adminKey}` } }, (body) => {
+    http.get(url, { agent: false, headers: { authorization: `Bearer ${legalKeys.get(gw) ?? ''}` } }, (body) => {
       resolve({ status: body.statusCode ?? 0, headers: body.headers, body, chunks: body[Symbol.asyncIterator]() as AsyncIterator<Buffer> })
     }).once('error', reject)
   })
@@ -176,4 +180,18 @@ t.test('an export whose database session dies part-way ends visibly failed, and 
   t.ok(lines.length - 1 < ROWS, 'part-way')
   t.ok(gw.logs.some((l) => l.level === 50 && /legal export failed part-way/.test(l.msg)), 'the failure is logged with its reason')
   await completeExportWorks(t, gw)
+})
+
+t.test('a gateway that shuts down ends its running exports as failed instead of waiting for them', async (t) => {
+  const gw = await withHistory(t)
+  const res = await exportOf(gw)
+  t.equal(res.status, 200)
+  await readAtLeast(res, 1)
+  // The export now waits for its client, which reads nothing more until the gateway is closing.
+  const closed = gw.gateway.close()
+  const rest = await readAll(res)
+  await closed
+  t.ok(rest.error !== null && !res.body.complete, 'the body is cut without its terminating chunk')
+  const last = rest.text.split('\n').filter((l) => l !== '').at(-1) ?? '{}'
+  t.match(JSON.parse(last), { error: { code: 'GW_ERR_EXPORT_FAILED', message: /shutting down/ } }, 'and its last line says why')
 })
