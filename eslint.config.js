@@ -1,5 +1,6 @@
 import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
+import globals from 'globals'
 
 export default tseslint.config(
   { ignores: ['node_modules/', '.data/', 'certs/dev/', 'protocol/generated/', '.tap/', 'coverage/'] },
@@ -18,6 +19,11 @@ export default tseslint.config(
   {
     files: ['**/*.js'],
     extends: [tseslint.configs.disableTypeChecked]
+  },
+  {
+    // The operator console runs in the browser.
+    files: ['console/**/*.js'],
+    languageOptions: { globals: globals.browser }
   },
   {
     files: ['bin/**/*.js'],

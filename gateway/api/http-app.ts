@@ -19,6 +19,7 @@ import { healthRoutes, type HealthDeps } from './routes/health-routes.ts'
 import { lifecycleRoutes } from './routes/lifecycle-routes.ts'
 import { metricsRoutes } from './routes/metrics-routes.ts'
 import { traceRoutes } from './routes/trace-routes.ts'
+import { consoleRoutes } from './routes/console-routes.ts'
 import { installHttpMetrics } from '../metrics/http-metrics.ts'
 import type { Telemetry } from '../metrics/telemetry.ts'
 import { messageRoutes } from './routes/message-routes.ts'
@@ -93,6 +94,7 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
   await app.register(lifecycleRoutes, { store: deps.store, now: deps.now, exports: deps.exports })
   await app.register(metricsRoutes, { telemetry: deps.telemetry })
   await app.register(traceRoutes, { store: deps.store })
+  await app.register(consoleRoutes)
   app.get('/docs', { schema: { hide: true } }, async () => app.swagger())
   return app
 }
