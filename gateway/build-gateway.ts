@@ -217,6 +217,9 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       await Promise.race([Promise.all([log.flush(), transitions.flush()]), deadline])
       await edge.close()
       await Promise.all([log.close(), transitions.close()])
+      // Requests in flight have had the flush to finish; a keep-alive connection that never sends
+      // another request would otherwise hold close() until its keep-alive timeout (72 s).
+      http.server.closeAllConnections()
       await httpClosed
       await webhooksStopped
       logger.info('gateway closed')

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process'
+import net from 'node:net'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -114,4 +115,16 @@ t.test('a second vgw start on the same data directory is refused with a clear me
   signalGroup(first, 'SIGTERM')
   t.equal((await first.exited).code, 0)
   t.notOk(fs.existsSync(path.join(dataDir, 'vgw.pid')), 'the lock is released on a clean stop')
+})
+
+t.test('an idle keep-alive HTTP connection does not hold the drain', async (t) => {
+  const gw = await startTestGateway(t)
+  // A client that opened a connection and never sent a request: before, close() waited for the 72 s keep-alive timeout.
+  const idle = net.connect(gw.httpPort, '127.0.0.1')
+  idle.on('error', () => undefined)
+  t.teardown(() => { idle.destroy() })
+  await new Promise<void>((resolve) => idle.once('connect', () => resolve()))
+  const started = Date.now()
+  const closed = await Promise.race([gw.gateway.close().then(() => true), sleep(20_000).then(() => false)])
+  t.ok(closed, `the gateway closed in ${Date.now() - started} ms with an idle connection open (bound 20 s, keep-alive 72 s)`)
 })
