@@ -29,7 +29,15 @@ const WRITE_DOCS = !process.argv.includes('--no-docs')
 const SECRET = 'feed-bench-secret-0123456789'
 const step = (text: string): void => { process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${text}…\n`) }
 
-interface Receipt { lags: number[], ids: Set<string>, posts: number, duplicates: number, badSignatures: number }
+interface Receipt {
+  lags: number[]
+  ids: Set<string>
+  posts: number
+  duplicates: number
+  badSignatures: number
+  /** Per second of arrival: events received and their largest lag (is delivery behind, or bursty?). */
+  timeline: Map<number, { events: number, maxLagMs: number }>
+}
 
 function signed (headers: http.IncomingHttpHeaders, body: string): boolean {
   const expected = Buffer.from('v1=' + createHmac('sha256', SECRET).update(`${String(headers['vgw-timestamp'])}.${body}`).digest('hex'))
@@ -39,7 +47,7 @@ function signed (headers: http.IncomingHttpHeaders, body: string): boolean {
 
 /** A receiver as a backend would run one: verify the signature, note each event once, answer 204. */
 async function startReceiver (): Promise<{ url: string, receipt: Receipt, close: () => Promise<void> }> {
-  const receipt: Receipt = { lags: [], ids: new Set(), posts: 0, duplicates: 0, badSignatures: 0 }
+  const receipt: Receipt = { lags: [], ids: new Set(), posts: 0, duplicates: 0, badSignatures: 0, timeline: new Map() }
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
@@ -51,7 +59,11 @@ async function startReceiver (): Promise<{ url: string, receipt: Receipt, close:
       for (const e of (JSON.parse(body) as { events: Array<{ id: string, receivedAt?: string | null }> }).events) {
         if (receipt.ids.has(e.id)) { receipt.duplicates++; continue }
         receipt.ids.add(e.id)
-        if (typeof e.receivedAt === 'string') receipt.lags.push(at - Date.parse(e.receivedAt))
+        if (typeof e.receivedAt !== 'string') continue
+        const lag = at - Date.parse(e.receivedAt)
+        receipt.lags.push(lag)
+        const second = receipt.timeline.get(Math.floor(at / 1000)) ?? { events: 0, maxLagMs: 0 }
+        receipt.timeline.set(Math.floor(at / 1000), { events: second.events + 1, maxLagMs: Math.max(second.maxLagMs, lag) })
       }
       res.writeHead(204).end()
     })
@@ -114,8 +126,10 @@ try {
     vehicles: VEHICLES, uplinkRatePerVehicle: RATE / VEHICLES, inFlight: 10, lean: true, firstVehicle: 500_000
   }), SECONDS * 1000, 'webhook lag p99 ≤ 1 s')
   const acked = report.counters.uplinkAcked
+  const loadEnd = { at: Date.now(), delivered: receiver.receipt.ids.size }
   step(`waiting for the webhook to deliver all ${acked} acknowledged uplinks`)
   const caughtUp = await waitFor(() => receiver.receipt.ids.size >= acked, 120_000)
+  const catchUpSeconds = (Date.now() - loadEnd.at) / 1000
   const lags = [...receiver.receipt.lags].sort((a, b) => a - b)
   step('reading the whole feed from the start')
   const read = await readWholeFeed(vgw)
@@ -132,7 +146,11 @@ try {
       duplicates: receiver.receipt.duplicates,
       badSignatures: receiver.receipt.badSignatures,
       caughtUp,
-      lagMs: { p50: percentile(lags, 50), p90: percentile(lags, 90), p99: percentile(lags, 99), max: lags.at(-1) ?? Number.NaN }
+      deliveredDuringLoad: loadEnd.delivered,
+      catchUpSeconds,
+      catchUpPerSecond: Math.round((receiver.receipt.ids.size - loadEnd.delivered) / catchUpSeconds),
+      lagMs: { p50: percentile(lags, 50), p90: percentile(lags, 90), p99: percentile(lags, 99), max: lags.at(-1) ?? Number.NaN },
+      timeline: [...receiver.receipt.timeline].sort((a, b) => a[0] - b[0]).map(([second, v]) => ({ at: new Date(second * 1000).toISOString().slice(11, 19), ...v }))
     },
     feedRead: { ...read, eventsPerSecond: Math.round(read.events / read.seconds) }
   }
@@ -145,7 +163,9 @@ try {
   await vgw.stop()
 }
 
-function describe (m: ReturnType<typeof machineDetails>, row: Row, w: { events: number, posts: number, duplicates: number, badSignatures: number, caughtUp: boolean, lagMs: Record<string, number> }, read: { events: number, seconds: number, pages: number, eventsPerSecond: number }, at: string): string {
+interface WebhookFigures { events: number, posts: number, duplicates: number, badSignatures: number, caughtUp: boolean, deliveredDuringLoad: number, catchUpSeconds: number, catchUpPerSecond: number, lagMs: Record<string, number> }
+
+function describe (m: ReturnType<typeof machineDetails>, row: Row, w: WebhookFigures, read: { events: number, seconds: number, pages: number, eventsPerSecond: number }, at: string): string {
   return [
     `Run ${at} on ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}, PostgreSQL ${m.postgres} (embedded); vgw, its PostgreSQL, the fleet and the receiver share the cores.`,
     '',
@@ -157,6 +177,7 @@ function describe (m: ReturnType<typeof machineDetails>, row: Row, w: { events: 
     `| gateway + PostgreSQL CPU | ${row.brokerCpuPercent ?? '–'} % of one core (PostgreSQL ${row.postgresCpuPercent ?? '–'} %) |`,
     `| webhook delivery lag | p50 ${fixed(w.lagMs.p50, 0)} ms, p90 ${fixed(w.lagMs.p90, 0)} ms, p99 ${fixed(w.lagMs.p99, 0)} ms, max ${fixed(w.lagMs.max, 0)} ms |`,
     `| webhook delivered | ${w.events} events in ${w.posts} POSTs, ${w.duplicates} duplicates, ${w.badSignatures} bad signatures; ${w.caughtUp ? 'every acknowledged uplink arrived' : 'NOT every acknowledged uplink arrived within 2 min'} |`,
+    `| webhook during the load, and after | ${w.deliveredDuringLoad} events had arrived when the fleet stopped; the rest (${w.events - w.deliveredDuringLoad}) in the ${w.catchUpSeconds.toFixed(1)} s after, ${w.catchUpPerSecond} events/s |`,
     `| feed read from the start | ${read.eventsPerSecond} events/s (${read.events} events in ${read.pages} pages, ${read.seconds.toFixed(1)} s) |`
   ].join('\n')
 }
