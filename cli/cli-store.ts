@@ -15,7 +15,12 @@ export async function withStore<T> (config: GatewayConfig, fn: (store: Store) =>
     url = embedded.url
     stopEmbedded = () => embedded.stop()
   }
-  const store = openStore({ url, newId: newUuidV7 })
+  const store = openStore({
+    url,
+    newId: newUuidV7,
+    retentionFloors: config.retentionFloors,
+    ...(config.appDatabaseUrl !== undefined ? { appUrl: config.appDatabaseUrl } : {})
+  })
   try {
     await store.migrate()
     return await fn(store)

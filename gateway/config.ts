@@ -1,5 +1,6 @@
 import path from 'node:path'
 import { GatewayError, defaultEnvelopeLimits, type EnvelopeLimits } from '../protocol/index.ts'
+import { parseMarket, parsePeriod } from './lifecycle/retention-period.ts'
 
 /** Everything the gateway reads at start (README, "Configuration"). Built by loadConfig, or directly by tests. */
 export interface GatewayConfig {
@@ -21,6 +22,10 @@ export interface GatewayConfig {
   downlink: { defaultTtlSeconds: number, maxTtlSeconds: number, expiryIntervalMs: number, window: number }
   streamRetain: number
   retentionIntervalMs: number
+  /** Days below which no market's retention can be set or run, per market (`*`: every other); README, "Security". */
+  retentionFloors: Record<string, number>
+  /** The login the gateway's pools use (a member of vgw_app only); undefined: derived from databaseUrl and set up by migrate. */
+  appDatabaseUrl: string | undefined
   /** Connection pools (bulkheads, docs/architecture.md): the commit path never waits behind the API or exports. */
   database: { poolSize: number, commitPoolSize: number, statementTimeoutMs: number, idleInTransactionTimeoutMs: number }
   /** Log rows waiting for their commit, at most; past it a publishing vehicle is disconnected (it retries later). */
@@ -104,6 +109,8 @@ export const SETTINGS = {
   streamPingMs: { env: 'VGW_STREAM_PING_MS', flag: '--stream-ping-ms', description: 'WebSocket ping interval; a stream that misses a pong by the next ping is closed (default 30000)' },
   dbStatementTimeoutMs: { env: 'VGW_DB_STATEMENT_TIMEOUT_MS', flag: '--db-statement-timeout-ms', description: 'bound on every statement, so a half-open connection cannot stall the gateway (default 15000)' },
   maxPendingRecords: { env: 'VGW_MAX_PENDING_RECORDS', flag: '--max-pending-records', description: 'log rows waiting for a commit, at most, while the database is away (default 100000)' },
+  retentionFloor: { env: 'VGW_RETENTION_FLOOR', flag: '--retention-floor', description: 'retention no API call can go below, per market: DE:10y,US:7y,default:1y (default: none)' },
+  appDatabaseUrl: { env: 'VGW_APP_DATABASE_URL', flag: '--app-database-url', description: 'the gateway\'s own login, a member of vgw_app only (default: derived from DATABASE_URL and created by migrate)' },
   retentionIntervalMs: { env: 'VGW_RETENTION_INTERVAL_MS', flag: '--retention-interval-ms', description: 'how often the gateway runs retention (default 86400000: daily; 0: never)' },
   webhookRetryPeriodMs: { env: 'VGW_WEBHOOK_RETRY_PERIOD_MS', flag: '--webhook-retry-period-ms', description: 'how long a webhook batch is retried before it becomes a dead letter (default 86400000: 1 day)' },
   webhookBackoffMs: { env: 'VGW_WEBHOOK_BACKOFF_MS', flag: '--webhook-backoff-ms', description: 'first retry delay of a webhook batch; doubled per attempt up to 5 minutes (default 1000)' },
@@ -130,6 +137,33 @@ function integer (name: SettingName, value: string | undefined, fallback: number
   const n = Number(value)
   if (n < min || n > max) throw invalid(name, value, `expected a whole number from ${min} to ${max}`)
   return n
+}
+
+/** `DE:10y,US:7y,default:1y` → days per market (`*` for default). */
+function retentionFloors (value: string | undefined): Record<string, number> {
+  const floors: Record<string, number> = {}
+  if (value === undefined) return floors
+  for (const item of value.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    const [market = '', period = ''] = item.split(':')
+    try {
+      floors[parseMarket(market.trim())] = parsePeriod(period)
+    } catch (err) {
+      throw invalid('retentionFloor', value, `${item}: ${err instanceof Error ? err.message : String(err)}; expected MARKET:PERIOD,… such as DE:10y,default:1y`)
+    }
+  }
+  return floors
+}
+
+function postgresUrl (name: SettingName, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined
+  let parsed: URL
+  try {
+    parsed = new URL(value)
+  } catch {
+    throw invalid(name, '<hidden>', 'not a URL; expected postgres://user:password@host:5432/database')
+  }
+  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') throw invalid(name, parsed.protocol, 'expected a postgres:// or postgresql:// URL')
+  return value
 }
 
 /** Flags win over environment variables; every bad value stops start-up with a message naming it. */
@@ -213,6 +247,8 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
     },
     streamRetain: integer('streamRetain', get('streamRetain'), 10_000, 0, 10_000_000),
     retentionIntervalMs: integer('retentionIntervalMs', get('retentionIntervalMs'), 86_400_000, 0, 2_147_483_647),
+    retentionFloors: retentionFloors(get('retentionFloor')),
+    appDatabaseUrl: postgresUrl('appDatabaseUrl', get('appDatabaseUrl')),
     database: {
       poolSize: integer('dbPoolSize', get('dbPoolSize'), 10, 2, 1000),
       commitPoolSize: integer('dbCommitPoolSize', get('dbCommitPoolSize'), 8, 2, 1000),

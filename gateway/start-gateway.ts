@@ -32,6 +32,13 @@ function requireFiles (config: GatewayConfig): void {
   }
 }
 
+/** A new file only its owner can read: any old one (or a symlink in its place) is removed first, never written through. */
+function writeSecretFile (file: string, content: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true })
+  fs.rmSync(file, { force: true })
+  fs.writeFileSync(file, content, { mode: 0o600, flag: 'wx' })
+}
+
 class Cleanups {
   readonly #steps: Array<() => Promise<void> | void> = []
   readonly logger: Logger
@@ -69,15 +76,14 @@ export async function prepareDeployment (config: GatewayConfig, logger: Logger, 
       cleanups.push(() => embedded.stop())
       url = embedded.url
     }
-    const store = openStore({ url, newId: newUuidV7, logger })
+    const store = openStore({ url, newId: newUuidV7, logger, ...storePoolOptions(config) })
     let createdAdminKey: string | null = null
     try {
       await store.migrate()
       if (await store.apiKeys.count() === 0) {
         const admin = await store.apiKeys.create('admin', ['admin'])
         createdAdminKey = admin.key
-        fs.mkdirSync(config.dataDir, { recursive: true })
-        fs.writeFileSync(path.join(config.dataDir, 'admin.key'), admin.key + '\n', { mode: 0o600 })
+        writeSecretFile(path.join(config.dataDir, 'admin.key'), admin.key + '\n')
       }
     } finally {
       await store.close()
@@ -89,9 +95,11 @@ export async function prepareDeployment (config: GatewayConfig, logger: Logger, 
   }
 }
 
-/** The store's pools and timeouts as configured (docs/architecture.md, "Bulkheads"). */
-export function storePoolOptions (config: GatewayConfig): Pick<StoreOptions, 'pools' | 'statementTimeoutMs' | 'idleInTransactionTimeoutMs'> {
+/** The store's pools and timeouts as configured (docs/architecture.md, "Bulkheads"), its login and retention floors (README, "Security"). */
+export function storePoolOptions (config: GatewayConfig): Pick<StoreOptions, 'pools' | 'statementTimeoutMs' | 'idleInTransactionTimeoutMs' | 'appUrl' | 'retentionFloors'> {
   return {
+    ...(config.appDatabaseUrl !== undefined ? { appUrl: config.appDatabaseUrl } : {}),
+    retentionFloors: config.retentionFloors,
     pools: { commit: config.database.commitPoolSize, api: config.database.poolSize, export: config.exports.maxConcurrent },
     statementTimeoutMs: config.database.statementTimeoutMs,
     idleInTransactionTimeoutMs: config.database.idleInTransactionTimeoutMs

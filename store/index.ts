@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import { ApiKeyRepository } from './api-key-repository.ts'
 import { APP_ROLE, openDatabase, type Database } from './database.ts'
 import { runMigrations } from './migrate.ts'
+import { derivedAppUrl, ensureAppLogin } from './app-login.ts'
 import { translateError } from './store-errors.ts'
 import { TransactionLog } from './transaction-log.ts'
 import { VehicleRepository } from './vehicle-repository.ts'
@@ -46,7 +47,12 @@ export interface PoolStats {
 }
 
 export interface StoreOptions {
+  /** The owner's URL (DATABASE_URL): migrations, retention and retention policies only. */
   url: string
+  /** The pools' login, a member of vgw_app only; default: derived from `url` and set up by migrate(). */
+  appUrl?: string
+  /** Retention no call can go below, in days per market (`*`: every other). */
+  retentionFloors?: Record<string, number>
   newId: () => string
   logger?: Logger
   pools?: Partial<StorePools>
@@ -80,8 +86,9 @@ export interface Store {
 
 export function openStore (opts: StoreOptions): Store {
   const sizes: StorePools = { ...DEFAULT_POOLS, ...opts.pools }
+  const appUrl = opts.appUrl ?? derivedAppUrl(opts.url)
   const open = (name: keyof StorePools, extra: { statementTimeoutMs?: number } = {}): Database => openDatabase({
-    url: opts.url,
+    url: appUrl,
     name,
     role: APP_ROLE,
     maxConnections: sizes[name],
@@ -100,7 +107,7 @@ export function openStore (opts: StoreOptions): Store {
     apiKeys: new ApiKeyRepository(db.pool, opts.newId),
     messages: new MessageRepository(commit.pool, db.pool),
     campaigns: new CampaignRepository(db.pool),
-    lifecycle: new LifecycleRepository(db.pool, opts.url, opts.newId),
+    lifecycle: new LifecycleRepository(db.pool, opts.url, opts.newId, opts.retentionFloors ?? {}),
     exports: new ExportReader(exportDb.pool),
     feed: new FeedRepository(db.pool),
     webhooks: new WebhookRepository(db.pool),
@@ -115,6 +122,7 @@ export function openStore (opts: StoreOptions): Store {
     async migrate () {
       try {
         await runMigrations(opts.url)
+        if (opts.appUrl === undefined) await ensureAppLogin(opts.url, appUrl)
       } catch (err) {
         throw translateError(err)
       }

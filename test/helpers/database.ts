@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { v7 as uuidv7 } from 'uuid'
 import tap, { type Test } from 'tap'
-import { openStore, startEmbeddedPostgres, type Store } from '../../store/index.ts'
+import { openStore, startEmbeddedPostgres, type Store, type StoreOptions } from '../../store/index.ts'
 
 // One embedded server per test process (file); each test gets a database of its own in it.
 let embedded: Promise<string> | null = null
@@ -47,9 +47,9 @@ export async function testDatabaseUrl (t: Test): Promise<string> {
   return url.toString()
 }
 
-export async function testStore (t: Test): Promise<{ store: Store, url: string }> {
+export async function testStore (t: Test, opts: Partial<StoreOptions> = {}): Promise<{ store: Store, url: string }> {
   const url = await testDatabaseUrl(t)
-  const store = openStore({ url, newId: uuidv7 })
+  const store = openStore({ ...opts, url, newId: uuidv7 })
   t.teardown(() => store.close())
   await store.migrate()
   return { store, url }

@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream'
+import pg from 'pg'
 import pino, { type Logger } from 'pino'
 import type { Test } from 'tap'
 import { buildGateway, loadConfig, type Gateway, type GatewayConfig } from '../../gateway/index.ts'
@@ -46,7 +47,6 @@ export function captureLogger (): { logger: Logger, lines: LogLine[] } {
 /** A gateway on ports 0 with its own database and PKI; closed at teardown. */
 export async function startTestGateway (t: Test, overrides: Partial<Record<string, string>> = {}, deps: { now?: () => number } = {}): Promise<TestGateway> {
   const pki = await testPki(t)
-  const { store, url: dbUrl } = await testStore(t)
   const config = loadConfig({
     VGW_HOST: '127.0.0.1',
     VGW_MQTT_PORT: '0',
@@ -58,6 +58,7 @@ export async function startTestGateway (t: Test, overrides: Partial<Record<strin
     VGW_LOG_LEVEL: 'info',
     ...overrides
   })
+  const { store, url: dbUrl } = await testStore(t, { retentionFloors: config.retentionFloors })
   const { logger, lines } = captureLogger()
   const gateway = await buildGateway(config, { store, logger, ...deps })
   t.teardown(() => gateway.close())
@@ -84,5 +85,17 @@ export async function startTestGateway (t: Test, overrides: Partial<Record<strin
       const text = await res.text()
       return { status: res.status, body: text === '' ? null : JSON.parse(text) as unknown }
     }
+  }
+}
+
+/** Every row in the gateway's log, whoever it belongs to, once pending rows have committed. */
+export async function logRowCount (gw: TestGateway): Promise<number> {
+  await gw.gateway.log.flush()
+  const db = new pg.Client({ connectionString: gw.dbUrl })
+  await db.connect()
+  try {
+    return (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM transactions')).rows[0]?.n ?? -1
+  } finally {
+    await db.end()
   }
 }
