@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster'
 import path from 'node:path'
 import type { Logger } from 'pino'
+import { GatewayError } from '../protocol/index.ts'
 import { DEV_CERT_DIR, loadConfig, prepareDeployment, startGateway, startGatewayProcess, type ConfigInput, type GatewayConfig } from '../gateway/index.ts'
 import { createLogger } from './logger.ts'
 
@@ -72,8 +73,15 @@ function onHangup (logger: Logger, reload: () => Promise<unknown>): void {
   })
 }
 
+/**
+ * The first start's admin key is in `admin.key` (mode 0600). It is printed only to a terminal:
+ * stdout under a process manager or in a container is a log pipeline, which must never hold a secret.
+ */
 function printAdminKey (config: GatewayConfig, key: string | null): void {
-  if (key !== null) process.stdout.write(`\nAdmin API key (shown once, also written to ${path.join(config.dataDir, 'admin.key')}):\n  ${key}\n\n`)
+  if (key === null) return
+  const file = path.join(config.dataDir, 'admin.key')
+  if (process.stdout.isTTY) process.stdout.write(`\nAdmin API key (shown once, also written to ${file}):\n  ${key}\n\n`)
+  else process.stdout.write(`admin key created in ${file} (mode 0600); not printed: stdout is not a terminal\n`)
 }
 
 /** Time the primary allows, past the workers' own drain bound, to stop the database after them. */
@@ -148,9 +156,21 @@ async function runWorker (config: GatewayConfig, logger: Logger): Promise<void> 
   })
 }
 
+/**
+ * The dev PKI's CA key sits beside the gateway: anyone who reads it can mint vehicles. It is
+ * used only when asked for (`npm start` asks); a production start must name its own TLS files.
+ */
+function requireTlsChoice (config: GatewayConfig, devPki: boolean): void {
+  if (config.devCerts && !devPki) {
+    throw new GatewayError('GW_ERR_CONFIG_INVALID', 'no TLS files configured: set VGW_TLS_CA, VGW_TLS_CERT, VGW_TLS_KEY and VGW_TLS_CRL (or their flags), ' +
+      'or pass --dev-pki to create and use the development PKI under certs/dev (development and tests only: its CA key sits beside the gateway)')
+  }
+}
+
 /** `vgw start` (what `npm start` runs): reads config, starts, and handles signals. */
-export async function runStart (flags: ConfigInput): Promise<void> {
+export async function runStart (flags: ConfigInput, opts: { devPki?: boolean } = {}): Promise<void> {
   const config = loadConfig(process.env, flags)
+  requireTlsChoice(config, opts.devPki === true)
   const logger = createLogger(config.logLevel)
   if (config.workers > 1) {
     await (cluster.isPrimary ? runPrimary(config, logger) : runWorker(config, logger))

@@ -37,8 +37,9 @@ export function buildProgram (): Command {
     // `vgw fleet verify FILE --api-key K`: options after a subcommand belong to it.
     .enablePositionalOptions()
 
-  configOptions(program.command('start').description('run the gateway (what npm start runs)'))
-    .action(async (opts: Record<string, unknown>) => { await runStart(configFlags(opts)) })
+  configOptions(program.command('start').description('run the gateway (what npm start runs, with --dev-pki)'))
+    .option('--dev-pki', 'without VGW_TLS_*: create and use the development PKI under certs/dev (its CA key sits beside the gateway: development and tests only)')
+    .action(async (opts: Record<string, unknown>) => { await runStart(configFlags(opts), { devPki: opts.devPki === true }) })
 
   const certs = program.command('certs').description('development PKI under certs/dev/')
   certs.command('init')

@@ -42,7 +42,9 @@ t.test('npm start on a clean copy: embedded database, dev certificates, admin ke
 
   const adminKey = fs.readFileSync(path.join(dir, '.data/admin.key'), 'utf8').trim()
   t.match(adminKey, /^vgw_/)
-  t.ok(gw.output.some((l) => l.includes(adminKey)), 'the admin key is printed on first start')
+  t.notOk(gw.output.some((l) => l.includes(adminKey)), 'the admin key is not printed: stdout is not a terminal (a log pipeline)')
+  t.ok(gw.output.some((l) => l.includes('admin key created in')), 'where to find it is')
+  t.equal(fs.statSync(path.join(dir, '.data/admin.key')).mode & 0o777, 0o600, 'admin.key is readable by its owner only')
   for (const f of ['ca.crt', 'ca.key', 'server.crt', 'server.key', 'crl.pem']) t.ok(fs.existsSync(path.join(dir, 'certs/dev', f)), `certs/dev/${f}`)
   const vehicle = await fetch(`http://127.0.0.1:${gw.httpPort}/v1/vehicles/WVWZZZ1JZXW000001`, { headers: { authorization: `Bearer ${adminKey}` } })
   t.equal(vehicle.status, 404, 'the admin key works')
@@ -74,4 +76,17 @@ t.test('a bad setting stops start-up with a message naming it', async (t) => {
   const r = spawnSync(process.execPath, ['bin/vgw.js', 'start'], { cwd: dir, env: { ...process.env, VGW_MQTT_PORT: 'eighty' }, encoding: 'utf8' })
   t.equal(r.status, 2)
   t.match(r.stderr, /GW_ERR_CONFIG_INVALID: VGW_MQTT_PORT \(--mqtt-port\) = "eighty"/)
+})
+
+t.test('vgw start without VGW_TLS_* refuses to start unless --dev-pki is given, and says so', async (t) => {
+  const dir = cleanCopy()
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const { spawnSync } = await import('node:child_process')
+  const env: NodeJS.ProcessEnv = { ...process.env, VGW_HOST: '127.0.0.1', VGW_MQTT_PORT: '0', VGW_HTTP_PORT: '0' }
+  for (const k of Object.keys(env)) if (k.startsWith('VGW_TLS_')) delete env[k]
+  const r = spawnSync(process.execPath, ['bin/vgw.js', 'start'], { cwd: dir, env, encoding: 'utf8', timeout: 60_000 })
+  t.equal(r.status, 2)
+  t.match(r.stderr, /GW_ERR_CONFIG_INVALID: no TLS files configured: set VGW_TLS_CA, VGW_TLS_CERT, VGW_TLS_KEY and VGW_TLS_CRL.*or pass --dev-pki/)
+  t.notOk(fs.existsSync(path.join(dir, 'certs/dev/ca.key')), 'no dev CA was made')
+  t.notOk(fs.existsSync(path.join(dir, '.data')), 'nothing was started')
 })
