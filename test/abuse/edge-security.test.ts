@@ -1,11 +1,10 @@
 // #11 D: nobody writes into a vehicle's log without a certificate from our CA, and a
 // vehicle that repeats a denied action cannot fill another vehicle's (or its own) log.
 import tls from 'node:tls'
-import pg from 'pg'
 import t from 'tap'
 import { createAuthority, issueLeaf, loadAuthority } from '../../certs/index.ts'
 import type { TransactionRecord } from '../../store/index.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { logRowCount, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import type { VehicleCredentials } from '../helpers/pki.ts'
 import { attemptConnect, connectVehicle, envelope, publishEnvelope } from '../helpers/vehicle.ts'
 
@@ -18,16 +17,6 @@ async function rowsOf (gw: TestGateway, vin: string): Promise<TransactionRecord[
   return (await gw.store.transactions.listForVehicle({ vin, limit: 1000 })).items
 }
 
-async function rowCount (gw: TestGateway): Promise<number> {
-  await gw.gateway.log.flush()
-  const db = new pg.Client({ connectionString: gw.dbUrl })
-  await db.connect()
-  try {
-    return (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM transactions')).rows[0]?.n ?? -1
-  } finally {
-    await db.end()
-  }
-}
 
 /** A TLS handshake with this certificate, waiting until the gateway closes the connection (it refuses the peer). */
 async function handshakeUntilClosed (gw: TestGateway, creds: VehicleCredentials): Promise<void> {
@@ -62,14 +51,14 @@ t.test('handshakes with certificates not from our CA claiming a VIN leave that v
   const victim = await connectVehicle(t, { port: gw.mqttPort, ca: gw.pki.ca, creds: await gw.pki.vehicle(VICTIM) })
   await publishEnvelope(victim, VICTIM, envelope())
   const before = await rowsOf(gw, VICTIM)
-  const total = await rowCount(gw)
+  const total = await logRowCount(gw)
   t.ok(before.length >= 2, 'the victim has its connect and uplink rows')
 
   for (const [kind, creds] of Object.entries(await outsiderCertificates(gw, VICTIM))) {
     for (let i = 0; i < 15; i++) await handshakeUntilClosed(gw, creds)
     t.same((await rowsOf(gw, VICTIM)).map((r) => r.id), before.map((r) => r.id), `${kind}: 15 handshakes, the victim's log unchanged`)
   }
-  t.equal(await rowCount(gw), total, 'no row written anywhere')
+  t.equal(await logRowCount(gw), total, 'no row written anywhere')
   t.equal(gw.logs.filter((l) => l.msg === 'TLS peer refused').length, 1, 'the 60 refusals from one address: one sampled log line')
   t.equal(gw.logs.filter((l) => l.msg === 'TLS peer refused' && l.code !== 'GW_ERR_CERT_UNTRUSTED').length, 0, 'logged as untrusted, not as expired')
   t.ok(victim.connected, 'the victim stays connected')

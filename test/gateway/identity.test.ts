@@ -1,11 +1,10 @@
 import fs from 'node:fs'
 import tls from 'node:tls'
 import mqttPacket from 'mqtt-packet'
-import pg from 'pg'
 import t, { type Test } from 'tap'
 import { revokeVehicle } from '../../certs/index.ts'
 import type { TransactionRecord } from '../../store/index.ts'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { logRowCount, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import type { VehicleCredentials } from '../helpers/pki.ts'
 import { attemptConnect, connectVehicle, envelope, publishEnvelope } from '../helpers/vehicle.ts'
 
@@ -27,17 +26,6 @@ async function allRows (gw: TestGateway, vin: string): Promise<TransactionRecord
   return (await gw.store.transactions.listForVehicle({ vin, limit: 100 })).items
 }
 
-/** Every row in the log, whoever it belongs to. */
-async function rowCount (gw: TestGateway): Promise<number> {
-  await gw.gateway.log.flush()
-  const db = new pg.Client({ connectionString: gw.dbUrl })
-  await db.connect()
-  try {
-    return (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM transactions')).rows[0]?.n ?? -1
-  } finally {
-    await db.end()
-  }
-}
 
 interface RawAttempt {
   /** The TLS handshake completed from the client's side. */
@@ -139,14 +127,14 @@ t.test('a certificate that is not yet valid: refused at TLS (no CONNACK) with GW
 
 t.test('a certificate from our CA whose CN is not a VIN: refused at TLS (no CONNACK), nothing recorded', async (t) => {
   const gw = await startTestGateway(t)
-  const before = await rowCount(gw)
+  const before = await logRowCount(gw)
   for (const cn of ['not-a-vin', 'WVWZZZ1JZXW00002O', 'WVWZZZ1JZXW00002']) {
     const creds = await gw.pki.anySubject(`CN=${cn}, C=DE`, cn)
     // The clientId equals the CN, so only the VIN check can refuse it.
     await refusedAtTls(t, gw, creds, cn)
   }
   t.ok(await logged(gw, 'GW_ERR_CERT_INVALID_VIN'), 'logged with its code')
-  t.equal(await rowCount(gw), before, 'no row in anyone\'s log')
+  t.equal(await logRowCount(gw), before, 'no row in anyone\'s log')
 })
 
 t.test('a revoked certificate: refused with GW_ERR_CERT_REVOKED', async (t) => {
