@@ -85,19 +85,42 @@ async function closeQuietly (out: fs.WriteStream): Promise<void> {
   await closed
 }
 
+/** Refuses a directory that already holds any of the export's names (a file, a symlink, anything). */
+function requireFreeNames (outDir: string, names: string[]): void {
+  const taken = names.filter((f) => { try { fs.lstatSync(f); return true } catch { return false } })
+  if (taken.length > 0) {
+    throw new GatewayError('GW_ERR_VALIDATION', `${outDir} already holds ${taken.map((f) => path.basename(f)).join(', ')}: an export never writes over a file or through a symlink; choose a new directory`)
+  }
+}
+
+/** A new file, mode 0600, created here: O_EXCL fails on any existing name, a symlink included, so nothing is written through one. */
+function createNew (file: string): number {
+  return fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600)
+}
+
+/** Gives a complete file its final name; link() fails if the name exists, so it never replaces one. */
+function publish (from: string, to: string, created: Set<string>): void {
+  fs.linkSync(from, to)
+  created.add(to)
+  fs.unlinkSync(from)
+  created.delete(from)
+}
+
 /**
- * `vgw export`: DIR/transactions.ndjson and DIR/manifest.json. Until complete the lines go
- * to transactions.ndjson.partial; an export that fails leaves neither file (an earlier
- * export's files in DIR are removed first, as they were overwritten before), and rejects
- * with GW_ERR_EXPORT_FAILED.
+ * `vgw export`: DIR/transactions.ndjson and DIR/manifest.json, each a new file with mode 0600,
+ * never over an existing file nor through a symlink (a directory holding any of the names is
+ * refused). Until complete the lines go to transactions.ndjson.partial; an export that fails
+ * leaves none of the files it made, and rejects with GW_ERR_EXPORT_FAILED.
  */
 export async function writeExportFiles (store: Store, req: ExportRequest, outDir: string): Promise<ExportManifest> {
-  fs.mkdirSync(outDir, { recursive: true })
+  fs.mkdirSync(outDir, { recursive: true, mode: 0o700 })
   const file = path.join(outDir, EXPORT_FILE)
   const partial = file + PARTIAL_SUFFIX
   const manifestFile = path.join(outDir, MANIFEST_FILE)
-  for (const f of [manifestFile, file]) fs.rmSync(f, { force: true })
-  const out = fs.createWriteStream(partial)
+  requireFreeNames(outDir, [file, partial, manifestFile, manifestFile + PARTIAL_SUFFIX])
+  const created = new Set<string>()
+  const out = fs.createWriteStream(partial, { fd: createNew(partial) })
+  created.add(partial)
   let written = 0
   // Lines go out in writes of about 64 KiB: a million single-line writes cost more than the export.
   let pending = ''
@@ -111,14 +134,21 @@ export async function writeExportFiles (store: Store, req: ExportRequest, outDir
       await writeChunk(out, chunk, req.signal)
     }, EXPORT_FILE)
     await new Promise<void>((resolve, reject) => out.end(pending, (err?: Error | null) => err ? reject(err) : resolve()))
-    fs.renameSync(partial, file)
+    publish(partial, file, created)
     // The manifest is what marks an export complete, so it appears whole or not at all.
-    fs.writeFileSync(manifestFile + PARTIAL_SUFFIX, JSON.stringify(manifest, null, 2) + '\n')
-    fs.renameSync(manifestFile + PARTIAL_SUFFIX, manifestFile)
+    const fd = createNew(manifestFile + PARTIAL_SUFFIX)
+    created.add(manifestFile + PARTIAL_SUFFIX)
+    try {
+      fs.writeFileSync(fd, JSON.stringify(manifest, null, 2) + '\n')
+    } finally {
+      fs.closeSync(fd)
+    }
+    publish(manifestFile + PARTIAL_SUFFIX, manifestFile, created)
     return manifest
   } catch (err) {
     await closeQuietly(out)
-    for (const f of [partial, file, manifestFile + PARTIAL_SUFFIX]) fs.rmSync(f, { force: true })
+    // Only what this export made: never a file that was there before it.
+    for (const f of created) fs.rmSync(f, { force: true })
     throw new GatewayError('GW_ERR_EXPORT_FAILED', `the export of ${req.vin} stopped after ${written} records: ${failureReason(err)}; nothing was left in ${outDir}`, { cause: err })
   }
 }

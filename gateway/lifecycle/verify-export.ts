@@ -11,9 +11,30 @@ export interface ExportVerification extends ChainVerdict {
   manifest: ExportManifest
 }
 
+/**
+ * Why the manifest's `file` cannot be read as the export's data, or null: only a plain file name
+ * in the export's own directory is accepted (a tampered manifest could name `../other` or
+ * `/etc/passwd`), and neither the manifest nor the file may be a symlink to somewhere else.
+ */
+function refusedFile (dir: string, name: unknown): string | null {
+  if (typeof name !== 'string' || name === '' || name === '.' || name === '..' || /[/\\\0]/.test(name) || path.basename(name) !== name) {
+    return `the manifest names ${JSON.stringify(name)} as its file: only a plain file name in the export's directory is accepted`
+  }
+  for (const f of [MANIFEST_FILE, name]) {
+    const st = fs.lstatSync(path.join(dir, f), { throwIfNoEntry: false })
+    if (st === undefined) return `${f} is missing`
+    if (!st.isFile()) return `${f} is not a plain file${st.isSymbolicLink() ? ' (a symlink)' : ''}`
+  }
+  return null
+}
+
 /** `vgw export verify DIR`: needs nothing but the two files. */
 export async function verifyExportDir (dir: string): Promise<ExportVerification> {
   const manifest = JSON.parse(fs.readFileSync(path.join(dir, MANIFEST_FILE), 'utf8')) as ExportManifest
+  const refused = refusedFile(dir, manifest.file)
+  if (refused !== null) {
+    return { ok: false, rows: 0, head: '', findings: [{ line: 0, seq: null, problem: 'unreadable', detail: refused }], fileSha256: '', fileHashMatches: false, manifest }
+  }
   const file = path.join(dir, manifest.file)
   const sha = createHash('sha256')
   const verifier = new ChainVerifier()
