@@ -86,6 +86,8 @@ async function abortedExports (gw: Gateway, count: number): Promise<number[]> {
   const to = new Date(Date.now() + 86_400_000).toISOString()
   return await Promise.all(Array.from({ length: count }, async () => {
     const ac = new AbortController()
+    // A gateway whose pool is wedged never sends the first byte: give up after 10 s as a client would.
+    const timer = setTimeout(() => ac.abort(), 10_000)
     try {
       const res = await fetch(`${gw.httpUrl}/v1/vehicles/${EXPORT_VIN}/export?from=${from}&to=${to}`, { headers: { authorization: `Bearer ${gw.key}` }, signal: ac.signal })
       const reader = res.body?.getReader()
@@ -99,6 +101,8 @@ async function abortedExports (gw: Gateway, count: number): Promise<number[]> {
       return res.status
     } catch {
       return 0
+    } finally {
+      clearTimeout(timer)
     }
   }))
 }
@@ -152,7 +156,8 @@ async function qos2Flood (gw: Gateway, certDir: string): Promise<{ before: numbe
     socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: FLOODER_VIN, clean: true, keepalive: 60 }))
     while (!socket.destroyed && sent < 1000) {
       sent++
-      if (!socket.write(packet)) await Promise.race([new Promise((resolve) => socket.once('drain', resolve)), new Promise((resolve) => socket.once('close', resolve))])
+      // A gateway that stops reading would leave this flood waiting for ever: 10 s without a drain ends the session.
+      if (!socket.write(packet) && !await Promise.race([new Promise<boolean>((resolve) => socket.once('drain', () => resolve(true))), new Promise<boolean>((resolve) => socket.once('close', () => resolve(true))), sleep(10_000).then(() => false)])) break
       peak = Math.max(peak, rssMiB(gw.pid))
     }
     socket.destroy()
