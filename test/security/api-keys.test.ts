@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { buildGateway } from '../../gateway/index.ts'
+import { captureLogger, startTestGateway, type TestGateway } from '../helpers/gateway.ts'
 import { ROOT } from '../helpers/gateway-process.ts'
 
 const run = promisify(execFile)
@@ -128,4 +129,25 @@ t.test('vgw keys revoke: measured time to the first 401 on a running gateway', a
   const list = await run(process.execPath, [path.join(ROOT, 'bin/vgw.js'), 'keys', 'list', '--all', '--database-url', gw.dbUrl], { cwd: ROOT })
   t.match(list.stdout, /stolen\tvehicles:read\t\S+\t\S+\t-\t\d{4}-/, 'the list shows it revoked, with its last use')
   t.notOk(list.stdout.includes(k.key))
+})
+
+t.test('a key revoked through one gateway is refused by another gateway on the same database within its cache bound', async (t) => {
+  const a = await startTestGateway(t)
+  const other = await buildGateway(a.config, { store: a.store, logger: captureLogger().logger })
+  t.teardown(() => other.close())
+  const { httpPort } = await other.listen()
+  const onB = async (key: string): Promise<number> => (await fetch(`http://127.0.0.1:${httpPort}/v1/vehicles/${VIN}`, { headers: { authorization: `Bearer ${key}` } })).status
+  const k = await a.store.apiKeys.create('shared', ['vehicles:read'])
+  t.equal(await status(a, k.key), 404)
+  t.equal(await onB(k.key), 404, 'both gateways have it cached as valid')
+  t.equal((await a.api('/v1/keys?name=shared', { method: 'DELETE' })).status, 200)
+  const revoked = Date.now()
+  t.equal(await status(a, k.key), 401, 'refused at once where it was revoked')
+  let refusedOnB: number | null = null
+  while (refusedOnB === null && Date.now() - revoked < 5000 + 2000) {
+    if (await onB(k.key) === 401) refusedOnB = Date.now()
+    else await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+  t.ok(refusedOnB !== null, 'and on the other gateway within VGW_API_KEY_CACHE_MS (5 s) plus one lookup')
+  if (refusedOnB !== null) t.comment(`refused on the other gateway ${refusedOnB - revoked} ms after the revocation`)
 })
