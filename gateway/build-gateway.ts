@@ -41,6 +41,7 @@ export interface Gateway {
 }
 
 const PARTITION_MAINTENANCE_MS = 6 * 3600_000
+const HTTP_CLOSE_GRACE_MS = 2000
 
 /** Builds every part of a gateway without listening (STYLE: build, then listen). */
 export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): Promise<Gateway> {
@@ -217,10 +218,12 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       await Promise.race([Promise.all([log.flush(), transitions.flush()]), deadline])
       await edge.close()
       await Promise.all([log.close(), transitions.close()])
-      // Requests in flight have had the flush to finish; a keep-alive connection that never sends
-      // another request would otherwise hold close() until its keep-alive timeout (72 s).
-      http.server.closeAllConnections()
+      // Responses still being written (an export ending as failed) get a moment; then what is left
+      // is cut: a keep-alive connection that never sends another request would otherwise hold
+      // close() until its keep-alive timeout (72 s).
+      const cut = setTimeout(() => http.server.closeAllConnections(), HTTP_CLOSE_GRACE_MS)
       await httpClosed
+      clearTimeout(cut)
       await webhooksStopped
       logger.info('gateway closed')
     }
