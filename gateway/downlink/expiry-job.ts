@@ -55,6 +55,7 @@ export class ExpiryJob {
     for (;;) {
       const rows = await step(new Date(this.#deps.now()))
       this.#deps.hub.publishRecords(rows)
+      if (this.#deps.logger.isLevelEnabled('debug')) for (const r of rows) this.#deps.logger.debug({ vin: r.vin, messageId: r.messageId, status: r.status }, 'downlink ' + r.status)
       total += rows.length
       if (rows.length < CHUNK) return total
     }

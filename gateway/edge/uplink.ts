@@ -27,7 +27,10 @@ export async function handleUplink (deps: UplinkDeps, who: DeviceIdentity, raw: 
   if (result.ok) {
     const stored = deps.log.add(acceptedUplink(deps.ctx, who, result.envelope, raw))
     // An ACK moves its message to `acknowledged`; a late or repeated one changes nothing but is still logged above.
-    await (result.envelope.kind === 'ACK' ? Promise.all([stored, deps.acknowledge(who.vin, result.envelope)]) : stored)
+    const e = result.envelope
+    await (e.kind === 'ACK' ? Promise.all([stored, deps.acknowledge(who.vin, e)]) : stored)
+    // An ACK is logged under the message it answers, so one grep of a downlink's id finds it too.
+    deps.logger.debug({ vin: who.vin, messageId: e.kind === 'ACK' ? e.correlationId : e.messageId, kind: e.kind, ...(e.kind === 'ACK' ? { uplinkId: e.messageId, ackStatus: e.ackStatus } : {}) }, 'uplink committed')
     return
   }
   const readableId = result.envelope !== undefined && isUuid(result.envelope.messageId) ? result.envelope.messageId : null

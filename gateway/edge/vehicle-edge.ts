@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events'
+import os from 'node:os'
 import type tls from 'node:tls'
 import type { Aedes, Client } from 'aedes'
 import type { Logger } from 'pino'
@@ -20,6 +21,9 @@ import { createUplinkGate } from './uplink-gate.ts'
 import { VehicleQuotas } from './vehicle-quota.ts'
 
 export type { TlsMaterial } from './tls-listener.ts'
+
+/** This gateway process, as connection rows and message traces name it. */
+export const GATEWAY_ID = `${os.hostname()}/${process.pid}`
 
 /** What the downlink side learns from the edge. */
 export interface EdgeObserver extends ClusterBusHandlers {
@@ -195,7 +199,7 @@ function watchSessions (broker: Aedes, d: SessionDeps): void {
     d.connections.add(client, who, new Date(d.ctx.now()))
     d.observer.connected(who.vin, client)
     logger.info({ vin: who.vin, remoteAddress: who.remoteAddress }, 'vehicle connected')
-    d.log.add(connectionEvent(d.ctx, who, 'connect', { clientId: client.id }))
+    d.log.add(connectionEvent(d.ctx, who, 'connect', { clientId: client.id, gateway: GATEWAY_ID }))
       .catch((err: unknown) => logger.error({ err, vin: who.vin }, 'connect event not recorded'))
   })
   broker.on('clientDisconnect', (client) => {

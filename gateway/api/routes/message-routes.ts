@@ -44,6 +44,7 @@ export async function messageRoutes (app: FastifyInstance, deps: MessageRoutesDe
       logId: deps.newId()
     })
     if (result === 'vehicle-not-found') throw new GatewayError('GW_ERR_VEHICLE_NOT_FOUND', `no vehicle ${vin}: it has never connected; register it with PUT /v1/vehicles/${vin}`)
+    request.log.debug({ vin, messageId: result.id, created: result.created, apiKeyId: request.apiKey?.id ?? null }, 'message queued')
     if (result.created) {
       deps.hub.publishRecords(result.logged)
       deps.notify(vin)

@@ -24,7 +24,7 @@ const STEP_OF: Record<string, string> = {
 function connectionOf (conn: TransactionRecord | undefined): JsonValue {
   if (conn === undefined) return null
   const d = conn.details ?? {}
-  return { connectLogId: conn.id, connectedAt: conn.occurredAt.toISOString(), clientId: (d.clientId ?? null) as JsonValue, remoteAddress: (d.remoteAddress ?? null) as JsonValue, fingerprint: (d.fingerprint ?? null) as JsonValue }
+  return { connectLogId: conn.id, connectedAt: conn.occurredAt.toISOString(), clientId: (d.clientId ?? null) as JsonValue, gateway: (d.gateway ?? null) as JsonValue, remoteAddress: (d.remoteAddress ?? null) as JsonValue, fingerprint: (d.fingerprint ?? null) as JsonValue }
 }
 
 /** The steps of one downlink in time order, each with where it happened (README, "Operating vgw"). */
