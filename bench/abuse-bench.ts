@@ -107,12 +107,14 @@ async function abortedExports (gw: Gateway, count: number): Promise<number[]> {
   }))
 }
 
-/** Requests with made-up bearer tokens, `concurrency` at a time; counts answers by status. */
+/** Requests with made-up bearer tokens, `concurrency` at a time, for at most 60 s; counts answers by status. */
 async function badTokens (gw: Gateway, total: number, concurrency: number): Promise<Record<string, number>> {
   const statuses: Record<string, number> = {}
   let next = 0
+  // A gateway whose lookups wait on a wedged pool answers one request per connection timeout: stop after a minute.
+  const until = Date.now() + 60_000
   await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next++ < total) {
+    while (next++ < total && Date.now() < until) {
       const token = `vgw_${Buffer.from(newUuidV7() + newUuidV7()).toString('base64url').slice(0, 43)}`
       const res = await fetch(`${gw.httpUrl}/v1/vehicles/${EXPORT_VIN}`, { headers: { authorization: `Bearer ${token}` } }).catch(() => null)
       const key = String(res?.status ?? 'error')
