@@ -15,7 +15,9 @@ const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vgw-metrics-u1-'))
 fs.chmodSync(workDir, 0o755)
 const certDir = path.join(workDir, 'certs')
 await initDevPki(certDir)
-const vgw = await startVgw(path.join(workDir, 'vgw'), certDir)
+const vgwDir = path.join(workDir, 'vgw')
+fs.mkdirSync(vgwDir)
+const vgw = await startVgw(vgwDir, certDir)
 
 async function run (label: string, firstVehicle: number, scrape: boolean): Promise<Row & { label: string, cpuUsPerMessage: number | null, scrapes: number }> {
   let scrapes = 0
