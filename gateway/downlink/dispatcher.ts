@@ -55,6 +55,11 @@ export class Dispatcher {
     this.#deps = deps
   }
 
+  // Per-message lines are built only when debug is on: these are the downlink's hot paths.
+  get #debug (): boolean {
+    return this.#deps.logger.isLevelEnabled('debug')
+  }
+
   connected (vin: string, client: Client): void {
     this.#byVin.set(vin, { client, subscribed: false, inFlight: new Set(), settling: new Set(), draining: false, again: false })
   }
@@ -83,7 +88,7 @@ export class Dispatcher {
     if (c === undefined || c.client !== client) return
     if (!c.inFlight.delete(messageId)) return
     c.settling.add(messageId)
-    this.#deps.logger.debug({ vin, messageId }, 'downlink PUBACK')
+    if (this.#debug) this.#deps.logger.debug({ vin, messageId }, 'downlink PUBACK')
     this.#deps.transitions.add({ messageId, vin, status: 'delivered', at: new Date(this.#deps.now()), logId: this.#deps.newId() })
       .catch((err: unknown) => this.#deps.logger.error({ err, vin, messageId }, 'delivered status not recorded'))
       .finally(() => {
@@ -112,7 +117,7 @@ export class Dispatcher {
             c.inFlight.delete(m.id)
             return
           }
-          this.#deps.logger.debug({ vin, messageId: m.id, clientId: c.client.id }, 'downlink published')
+          if (this.#debug) this.#deps.logger.debug({ vin, messageId: m.id, clientId: c.client.id }, 'downlink published')
           this.#deps.transitions.add({ messageId: m.id, vin, status: 'sent', at: new Date(this.#deps.now()), raw: bytes, logId: this.#deps.newId() })
             .catch((err: unknown) => this.#deps.logger.error({ err, vin, messageId: m.id }, 'sent status not recorded'))
         }

@@ -30,7 +30,10 @@ export async function handleUplink (deps: UplinkDeps, who: DeviceIdentity, raw: 
     const e = result.envelope
     await (e.kind === 'ACK' ? Promise.all([stored, deps.acknowledge(who.vin, e)]) : stored)
     // An ACK is logged under the message it answers, so one grep of a downlink's id finds it too.
-    deps.logger.debug({ vin: who.vin, messageId: e.kind === 'ACK' ? e.correlationId : e.messageId, kind: e.kind, ...(e.kind === 'ACK' ? { uplinkId: e.messageId, ackStatus: e.ackStatus } : {}) }, 'uplink committed')
+    // The hot path builds the line only when debug is on.
+    if (deps.logger.isLevelEnabled('debug')) {
+      deps.logger.debug({ vin: who.vin, messageId: e.kind === 'ACK' ? e.correlationId : e.messageId, kind: e.kind, ...(e.kind === 'ACK' ? { uplinkId: e.messageId, ackStatus: e.ackStatus } : {}) }, 'uplink committed')
+    }
     return
   }
   const readableId = result.envelope !== undefined && isUuid(result.envelope.messageId) ? result.envelope.messageId : null

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify'
-import { GatewayError, isUuid, type EnvelopeLimits } from '../../../protocol/index.ts'
+import { GatewayError, type EnvelopeLimits } from '../../../protocol/index.ts'
 import type { Store } from '../../../store/index.ts'
 import type { EventHub } from '../../events/event-hub.ts'
 import { messageProperties, parseMessage, type MessageInput } from '../message-input.ts'
-import { requireVin } from '../request-values.ts'
+import { requireMessageId, requireVin } from '../request-values.ts'
 
 export interface MessageRoutesDeps {
   store: Store
@@ -57,7 +57,7 @@ export async function messageRoutes (app: FastifyInstance, deps: MessageRoutesDe
     schema: { summary: 'A message: status, ackStatus and the history of its transitions', params: { type: 'object', required: ['id'], properties: { id: { type: 'string' } } } }
   }, async (request) => {
     const { id } = request.params
-    if (!isUuid(id)) throw new GatewayError('GW_ERR_MESSAGE_NOT_FOUND', `no message ${id.slice(0, 40)}`)
+    requireMessageId(id)
     const m = await deps.store.messages.get(id)
     if (m === null) throw new GatewayError('GW_ERR_MESSAGE_NOT_FOUND', `no message ${id}`)
     const history = await deps.store.messages.history(m.vin, m.id)

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { GatewayError, isUuid, parseEnvelope, type JsonValue } from '../../../protocol/index.ts'
 import type { MessageTraceRows, Store, TransactionRecord } from '../../../store/index.ts'
-import { requireVin } from '../request-values.ts'
+import { requireMessageId, requireVin } from '../request-values.ts'
 import { transactionView } from '../views.ts'
 
 export interface TraceRoutesDeps {
@@ -76,7 +76,7 @@ export async function traceRoutes (app: FastifyInstance, deps: TraceRoutesDeps):
     schema: { summary: 'Every step of one downlink in order, where it happened, and the time between steps', params: idParams }
   }, async (request) => {
     const { id } = request.params
-    if (!isUuid(id)) throw new GatewayError('GW_ERR_MESSAGE_NOT_FOUND', `no message ${id.slice(0, 40)}`)
+    requireMessageId(id)
     const trace = await deps.store.ops.messageTrace(id)
     if (trace === null) throw new GatewayError('GW_ERR_MESSAGE_NOT_FOUND', `no message ${id}`)
     return { id, vin: trace.message.vin, status: trace.message.status, steps: timed(traceSteps(trace)) }
