@@ -18,7 +18,7 @@ import { WebhookRepository } from './webhook-repository.ts'
 export { startEmbeddedPostgres, runningEmbeddedUrl, lockDataDir, type EmbeddedPostgres } from './embedded-postgres.ts'
 export { SCOPES, isScope, grants, type Scope, type ApiKeyIdentity, type CreatedApiKey, type ApiKeyInfo, type RotatedApiKey, ApiKeyRepository } from './api-key-repository.ts'
 export { TransactionLog, type TransactionRecord, type TransactionQuery, type TransactionPage, type Direction } from './transaction-log.ts'
-export { VehicleRepository, type VehicleRow } from './vehicle-repository.ts'
+export { VehicleRepository, type VehicleRow, type ConnectRow, type DisconnectRow } from './vehicle-repository.ts'
 export { MessageRepository, MESSAGE_STATUSES, type MessageStatus, type MessageRow, type NewMessage, type MessageContent, type Transition, type EnqueueResult } from './message-repository.ts'
 export { LifecycleRepository, type RetentionPolicy, type LegalHold, type AuditEntry, type RetentionReport } from './lifecycle-repository.ts'
 export { ExportReader } from './export-reader.ts'
@@ -103,7 +103,7 @@ export function openStore (opts: StoreOptions): Store {
   const all = [commit, db, exportDb]
   return {
     transactions: new TransactionLog(commit.pool, db.pool),
-    vehicles: new VehicleRepository(commit.orm, db.orm),
+    vehicles: new VehicleRepository(commit.pool, db.orm),
     apiKeys: new ApiKeyRepository(db.pool, opts.newId),
     messages: new MessageRepository(commit.pool, db.pool),
     campaigns: new CampaignRepository(db.pool),

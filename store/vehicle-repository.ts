@@ -1,5 +1,6 @@
-import { and, eq, sql } from 'drizzle-orm'
+import { eq, sql } from 'drizzle-orm'
 import type { NodePgDatabase } from 'drizzle-orm/node-postgres'
+import type pg from 'pg'
 import { vehicles } from './schema/tables.ts'
 import { translateError } from './store-errors.ts'
 
@@ -14,25 +15,57 @@ export interface VehicleRow {
   registeredAt: Date | null
 }
 
+/** One vehicle's (re)connection, as the connect batcher hands it over. */
+export interface ConnectRow {
+  vin: string
+  market: string | null
+  certFingerprint: string
+  at: Date
+}
+
+/** The end of the session that connected at `sessionConnectedAt`. */
+export interface DisconnectRow {
+  vin: string
+  at: Date
+  sessionConnectedAt: Date
+}
+
+// One statement per batch: the rows travel as arrays, so a batch of 500 connects costs one
+// round trip and one plan instead of 500. ON CONFLICT DO UPDATE may not touch a row twice in
+// one statement, so recordConnects keeps only the latest connect of a VIN in a batch.
+const UPSERT_CONNECTS = `INSERT INTO vehicles AS v (vin, market, cert_fingerprint, first_seen_at, last_seen_at, last_connected_at)
+  SELECT u.vin, u.market, u.fp, u.at, u.at, u.at FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS u(vin, market, fp, at)
+  ON CONFLICT (vin) DO UPDATE SET market = coalesce(excluded.market, v.market), cert_fingerprint = excluded.cert_fingerprint,
+    last_seen_at = excluded.last_seen_at, last_connected_at = excluded.last_connected_at`
+const UPDATE_DISCONNECTS = `UPDATE vehicles AS v SET last_seen_at = u.at, last_disconnected_at = u.at
+  FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS u(vin, at, since)
+  WHERE v.vin = u.vin AND v.last_connected_at = u.since`
+
 /** Connects and disconnects go through the commit pool (CONNACK waits on them); the rest through the API pool. */
 export class VehicleRepository {
-  readonly #commitOrm: NodePgDatabase
+  readonly #commitPool: pg.Pool
   readonly #orm: NodePgDatabase
 
-  constructor (commitOrm: NodePgDatabase, orm: NodePgDatabase) {
-    this.#commitOrm = commitOrm
+  constructor (commitPool: pg.Pool, orm: NodePgDatabase) {
+    this.#commitPool = commitPool
     this.#orm = orm
   }
 
   /** Records a (re)connection: creates the vehicle on first sight, refreshes market and certificate. */
   async recordConnect (vin: string, market: string | null, certFingerprint: string, at: Date): Promise<void> {
+    await this.recordConnects([{ vin, market, certFingerprint, at }])
+  }
+
+  /** recordConnect for a batch, in one statement; of several connects of one VIN the latest counts. */
+  async recordConnects (rows: readonly ConnectRow[]): Promise<void> {
+    const latest = new Map<string, ConnectRow>()
+    for (const r of rows) {
+      const seen = latest.get(r.vin)
+      if (seen === undefined || seen.at.getTime() <= r.at.getTime()) latest.set(r.vin, r)
+    }
+    const unique = [...latest.values()]
     try {
-      await this.#commitOrm.insert(vehicles)
-        .values({ vin, market, certFingerprint, firstSeenAt: at, lastSeenAt: at, lastConnectedAt: at })
-        .onConflictDoUpdate({
-          target: vehicles.vin,
-          set: { market: sql`coalesce(excluded.market, ${vehicles.market})`, certFingerprint, lastSeenAt: at, lastConnectedAt: at }
-        })
+      await this.#commitPool.query(UPSERT_CONNECTS, [unique.map((r) => r.vin), unique.map((r) => r.market), unique.map((r) => r.certFingerprint), unique.map((r) => r.at)])
     } catch (err) {
       throw translateError(err)
     }
@@ -56,9 +89,13 @@ export class VehicleRepository {
    * session (on another gateway of a cluster, say) has connected since.
    */
   async recordDisconnect (vin: string, at: Date, sessionConnectedAt: Date): Promise<void> {
+    await this.recordDisconnects([{ vin, at, sessionConnectedAt }])
+  }
+
+  /** recordDisconnect for a batch, in one statement. */
+  async recordDisconnects (rows: readonly DisconnectRow[]): Promise<void> {
     try {
-      await this.#commitOrm.update(vehicles).set({ lastSeenAt: at, lastDisconnectedAt: at })
-        .where(and(eq(vehicles.vin, vin), eq(vehicles.lastConnectedAt, sessionConnectedAt)))
+      await this.#commitPool.query(UPDATE_DISCONNECTS, [rows.map((r) => r.vin), rows.map((r) => r.at), rows.map((r) => r.sessionConnectedAt)])
     } catch (err) {
       throw translateError(err)
     }

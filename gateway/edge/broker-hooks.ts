@@ -1,7 +1,7 @@
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
 import { GatewayError, downTopic, type ErrorCode } from '../../protocol/index.ts'
-import type { Store } from '../../store/index.ts'
+import type { ConnectRow, Store } from '../../store/index.ts'
 import { clusterBrokerOptions } from './cluster.ts'
 import { isGatewayPayload } from './downlink-channel.ts'
 import type { ConnectionRegistry } from './connections.ts'
@@ -19,6 +19,11 @@ export interface BrokerHookDeps {
   connections: ConnectionRegistry
   security: SecurityRecorder
   store: Store
+  /**
+   * Upserts the vehicle row, batched with other connects (vehicle-edge.ts); CONNACK waits for
+   * its commit, so that a vehicle the backend sees connected exists for REST sends and reads.
+   */
+  recordConnect: (row: ConnectRow) => Promise<void>
   now: () => number
   logger: Logger
   /**
@@ -92,7 +97,7 @@ export async function createBroker (deps: BrokerHookDeps): Promise<Aedes> {
       }
       const at = new Date(deps.now())
       deps.sessionStarted(client, at)
-      deps.store.vehicles.recordConnect(who.vin, who.market, who.fingerprint, at).then(
+      deps.recordConnect({ vin: who.vin, market: who.market, certFingerprint: who.fingerprint, at }).then(
         () => done(null, true),
         (err: unknown) => {
           logger.error({ err, vin: who.vin }, 'connect refused: store unavailable')

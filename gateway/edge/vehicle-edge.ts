@@ -4,8 +4,8 @@ import type tls from 'node:tls'
 import type { Aedes, Client } from 'aedes'
 import type { Logger } from 'pino'
 import type { Envelope, EnvelopeLimits } from '../../protocol/index.ts'
-import type { Store, TransactionRecord } from '../../store/index.ts'
-import type { CommitBatcher } from '../commit-batcher.ts'
+import type { ConnectRow, DisconnectRow, Store, TransactionRecord } from '../../store/index.ts'
+import { CommitBatcher } from '../commit-batcher.ts'
 import type { GatewayConfig } from '../config.ts'
 import { createBroker } from './broker-hooks.ts'
 import { ClusterBus, type ClusterBusHandlers } from './cluster-bus.ts'
@@ -111,18 +111,20 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
     logger,
     handle: (who, payload) => handleUplink(uplinkDeps, who, payload)
   })
+  const rows = sessionRowBatchers(deps.store, logger)
   const broker = await createBroker({
     identityOf,
     connections,
     security,
     store: deps.store,
+    recordConnect: rows.connect,
     now: ctx.now,
     logger,
     acceptUplink: (_client, who, packet) => gate(who, packet),
     sessionStarted: (client, at) => connectedAt.set(client, at),
     ...(deps.redisUrl !== undefined ? { redisUrl: deps.redisUrl, clusterSecret: deps.clusterSecret ?? '' } : {})
   })
-  watchSessions(broker, { identityOf, connections, downlinks, observer: deps.observer, log, ctx, logger, store: deps.store, connectedAt })
+  watchSessions(broker, { identityOf, connections, downlinks, observer: deps.observer, log, ctx, logger, recordDisconnect: rows.disconnect, connectedAt })
   const bus = new ClusterBus(broker)
   await bus.start(deps.observer, deps.redisUrl !== undefined, logger)
 
@@ -174,7 +176,53 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
       await closed
       security.close()
       await new Promise<void>((resolve) => broker.close(() => resolve()))
+      await rows.close()
     }
+  }
+}
+
+/** A batch of session rows: a batch's failure is each of its items' (no retry: CONNACK 3 says so at once). */
+interface SessionRowItem<T> { row: T, error?: Error }
+
+const SESSION_BATCH = { maxSize: 500, maxDelayMs: 2, maxConcurrent: 2 } as const
+
+/**
+ * Vehicle rows of connects and disconnects, many to a statement (store/vehicle-repository.ts):
+ * under a reconnect storm one round trip serves hundreds of CONNACKs. A failed batch fails each
+ * of its connects (CONNACK 3, the vehicle retries) instead of being retried behind their backs.
+ */
+function sessionRowBatchers (store: Store, logger: Logger): {
+  connect: (row: ConnectRow) => Promise<void>
+  disconnect: (row: DisconnectRow) => Promise<void>
+  close: () => Promise<void>
+} {
+  const batcher = <T>(name: string, commit: (rows: T[]) => Promise<void>): { add: (row: T) => Promise<void>, close: () => Promise<void> } => {
+    const b = new CommitBatcher<SessionRowItem<T>>({
+      ...SESSION_BATCH,
+      logger: logger.child({ part: name }),
+      commit: async (items) => {
+        try {
+          await commit(items.map((i) => i.row))
+        } catch (err) {
+          for (const i of items) i.error = err instanceof Error ? err : new Error(String(err))
+        }
+      }
+    })
+    return {
+      add: async (row) => {
+        const item: SessionRowItem<T> = { row }
+        await b.add(item)
+        if (item.error !== undefined) throw item.error
+      },
+      close: () => b.close()
+    }
+  }
+  const connects = batcher<ConnectRow>('connect-batcher', (rows) => store.vehicles.recordConnects(rows))
+  const disconnects = batcher<DisconnectRow>('disconnect-batcher', (rows) => store.vehicles.recordDisconnects(rows))
+  return {
+    connect: connects.add,
+    disconnect: disconnects.add,
+    close: async () => { await Promise.all([connects.close(), disconnects.close()]) }
   }
 }
 
@@ -186,7 +234,7 @@ interface SessionDeps {
   log: CommitBatcher<TransactionRecord>
   ctx: RecordContext
   logger: Logger
-  store: Store
+  recordDisconnect: (row: DisconnectRow) => Promise<void>
   connectedAt: WeakMap<object, Date>
 }
 
@@ -210,7 +258,7 @@ function watchSessions (broker: Aedes, d: SessionDeps): void {
     logger.info({ vin: who.vin }, 'vehicle disconnected')
     d.log.add(connectionEvent(d.ctx, who, 'disconnect', { clientId: client.id }))
       .catch((err: unknown) => logger.error({ err, vin: who.vin }, 'disconnect event not recorded'))
-    d.store.vehicles.recordDisconnect(who.vin, new Date(d.ctx.now()), d.connectedAt.get(client) ?? new Date(0))
+    d.recordDisconnect({ vin: who.vin, at: new Date(d.ctx.now()), sessionConnectedAt: d.connectedAt.get(client) ?? new Date(0) })
       .catch((err: unknown) => logger.warn({ err, vin: who.vin }, 'disconnect time not recorded'))
   })
   broker.on('subscribe', (subscriptions, client) => {
