@@ -21,6 +21,16 @@ export interface Row {
   /** The broker process alone (not PostgreSQL's shared memory). */
   brokerRssMiB: number | null
   loadGeneratorCpuPercent: number | null
+  /** What one message of this row is (uplink, connect, REST send, delivered downlink, INSERT). */
+  unit?: string
+  /** CPU per message of the gateway process (peers: the broker process; the PostgreSQL probe: its client). */
+  gatewayUsPerMessage?: number | null
+  /** CPU per message of PostgreSQL: its postmaster and all its children (vgw and the PostgreSQL probe). */
+  postgresUsPerMessage?: number | null
+  /** The whole machine's busy CPU over the same window, % of one core: the broker, PostgreSQL, the load generator and anything else. */
+  machineCpuPercent?: number | null
+  /** The row this one is compared with (msg/s ÷ that row's msg/s), by scenario and target name prefix. */
+  versus?: { scenario: string, target: string }
   goal: string
   note?: string
 }
@@ -44,10 +54,61 @@ export function fleetOptions (target: Target, certDir: string, over: Partial<Fle
   }
 }
 
-interface Sample { at: number, acked: number, sent: number, cpu: number, pgCpu: number }
+/** CPU seconds so far of a target's broker process, of its PostgreSQL (postmaster and children) and of the whole machine, at a moment. */
+export interface CpuMark { at: number, gateway: number, postgres: number | null, machine: number | null }
+
+/** Busy CPU seconds of the whole machine (all cores; /proc/stat, Linux), or null elsewhere. */
+function machineBusySeconds (): number | null {
+  try {
+    const fields = (fs.readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number)
+    // user nice system idle iowait irq softirq steal: busy is all but idle and iowait
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields
+    return (user + nice + system + irq + softirq + steal) / 100
+  } catch {
+    return null
+  }
+}
+
+export function cpuMark (target: Target): CpuMark {
+  const pids = target.pids()
+  return { at: Date.now(), gateway: usage(pids.slice(0, 1)).cpuSeconds, postgres: pids.length < 2 ? null : usage(pids.slice(1)).cpuSeconds, machine: machineBusySeconds() }
+}
+
+export interface CpuSpent {
+  seconds: number
+  /** Percent of one core over the window: broker process plus PostgreSQL, and PostgreSQL's share. */
+  brokerCpuPercent: number
+  postgresCpuPercent: number | null
+  gatewayUsPerMessage: number | null
+  postgresUsPerMessage: number | null
+  /** The whole machine's busy CPU over the window, % of one core (its cores × 100 is full). */
+  machineCpuPercent: number | null
+}
+
+/** CPU between two marks, per second and per message (null per message when no message was counted). */
+export function cpuSpent (from: CpuMark, to: CpuMark, messages: number): CpuSpent {
+  const seconds = Math.max(0.001, (to.at - from.at) / 1000)
+  const gateway = to.gateway - from.gateway
+  const postgres = from.postgres === null || to.postgres === null ? null : to.postgres - from.postgres
+  const per = (cpu: number | null): number | null => cpu === null || messages <= 0 ? null : Math.round(cpu / messages * 1e6)
+  return {
+    seconds,
+    brokerCpuPercent: Math.round((gateway + (postgres ?? 0)) / seconds * 100),
+    postgresCpuPercent: postgres === null ? null : Math.round(postgres / seconds * 100),
+    gatewayUsPerMessage: per(gateway),
+    postgresUsPerMessage: per(postgres),
+    machineCpuPercent: from.machine === null || to.machine === null ? null : Math.round((to.machine - from.machine) / seconds * 100)
+  }
+}
+
+/** The Row fields that come from a CpuSpent. */
+export const cpuColumns = (c: CpuSpent): Pick<Row, 'brokerCpuPercent' | 'postgresCpuPercent' | 'gatewayUsPerMessage' | 'postgresUsPerMessage' | 'machineCpuPercent'> =>
+  ({ brokerCpuPercent: c.brokerCpuPercent, postgresCpuPercent: c.postgresCpuPercent, gatewayUsPerMessage: c.gatewayUsPerMessage, postgresUsPerMessage: c.postgresUsPerMessage, machineCpuPercent: c.machineCpuPercent })
+
+interface Sample { acked: number, sent: number, cpu: CpuMark }
 
 function sample (target: Target, acked: number, sent: number): Sample {
-  return { at: Date.now(), acked, sent, cpu: usage(target.pids()).cpuSeconds, pgCpu: usage(target.pids().slice(1)).cpuSeconds }
+  return { acked, sent, cpu: cpuMark(target) }
 }
 
 /**
@@ -61,24 +122,24 @@ export async function measureUplinks (scenario: string, target: Target, opts: Fl
     onProgress: (p) => {
       if (steady === null && p.counters.connected >= opts.vehicles) steady = sample(target, p.counters.uplinkAcked, p.counters.uplinkSent)
     },
-    shouldStop: () => steady !== null && Date.now() - steady.at >= steadyMs
+    shouldStop: () => steady !== null && Date.now() - steady.cpu.at >= steadyMs
   })
   const end = sample(target, report.counters.uplinkAcked, report.counters.uplinkSent)
   const s = steady as Sample | null
-  const seconds = s === null ? report.durationSeconds : (end.at - s.at) / 1000
-  const rate = (a: number, b: number): number => Math.round((a - b) / seconds)
+  const cpu = s === null ? null : cpuSpent(s.cpu, end.cpu, end.acked - s.acked)
+  const rate = (a: number, b: number): number => Math.round((a - b) / (cpu?.seconds ?? report.durationSeconds))
   return {
     report,
     row: {
       scenario,
       target: target.name,
+      unit: 'acknowledged uplink',
       msgPerSecond: s === null ? null : rate(end.acked, s.acked),
       ...(s === null ? {} : { offeredPerSecond: rate(end.sent, s.sent) }),
       p50: report.latencyMs.uplink.p50,
       p99: report.latencyMs.uplink.p99,
       p999: report.latencyMs.uplink.p999,
-      brokerCpuPercent: s === null ? null : Math.round((end.cpu - s.cpu) / seconds * 100),
-      postgresCpuPercent: s === null || target.pids().length < 2 ? null : Math.round((end.pgCpu - s.pgCpu) / seconds * 100),
+      ...(cpu === null ? { brokerCpuPercent: null } : cpuColumns(cpu)),
       brokerRssMiB: usage(target.pids().slice(0, 1)).rssMiB,
       loadGeneratorCpuPercent: report.loadGenerator.cpuPercentOfOneCore,
       goal,
@@ -87,7 +148,16 @@ export async function measureUplinks (scenario: string, target: Target, opts: Fl
   }
 }
 
-export interface Machine { cpu: string, cores: number, memoryGiB: number, node: string, postgres: string }
+export interface Machine {
+  cpu: string
+  cores: number
+  memoryGiB: number
+  /** The harness's Node, which also runs the gateway and the fleet (spawned with process.execPath). */
+  node: string
+  /** Its OpenSSL: the TLS handshake's cost differs between Node 20 (3.0) and 24 (3.5). */
+  openssl: string
+  postgres: string
+}
 
 /** The server's version, asked while vgw runs; 'unknown' when it cannot be asked. */
 export async function postgresVersion (databaseUrl: string | null): Promise<string> {
@@ -95,7 +165,7 @@ export async function postgresVersion (databaseUrl: string | null): Promise<stri
   const c = new pg.Client({ connectionString: databaseUrl })
   try {
     await c.connect()
-    return (await c.query<{ v: string }>('SHOW server_version')).rows[0]?.v ?? 'unknown'
+    return (await c.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v ?? 'unknown'
   } catch {
     return 'unknown'
   } finally {
@@ -104,20 +174,46 @@ export async function postgresVersion (databaseUrl: string | null): Promise<stri
 }
 
 export function machineDetails (postgres: string): Machine {
-  return { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.availableParallelism(), memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, postgres }
+  return { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.availableParallelism(), memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, openssl: process.versions.openssl, postgres }
+}
+
+/** The row a row's ratio is taken against: its own `versus`, or for U1 the bare Aedes over mTLS of the same run. */
+function reference (rows: Row[], r: Row): Row | undefined {
+  const versus = r.versus ?? (r.scenario === 'U1' ? { scenario: 'U1', target: 'bare Aedes, mTLS' } : undefined)
+  if (versus === undefined) return undefined
+  return rows.find((o) => o.scenario === versus.scenario && o.target.startsWith(versus.target))
+}
+
+function ratioText (rows: Row[], r: Row): string {
+  const ref = reference(rows, r)
+  if (ref === undefined || r.msgPerSecond === null || ref.msgPerSecond === null || ref.msgPerSecond === 0) return '–'
+  return `${(r.msgPerSecond / ref.msgPerSecond).toFixed(2)}× ${ref.scenario === r.scenario ? '' : `${ref.scenario} `}${ref.target}`
 }
 
 export function markdownTable (rows: Row[]): string {
-  const bare = rows.find((r) => r.scenario === 'U1' && r.target.startsWith('bare Aedes, mTLS'))?.msgPerSecond ?? null
   return [
-    '| scenario | target | msg/s | offered/s | p50 ms | p99 ms | p99.9 ms | broker CPU % (PostgreSQL) | broker RSS MiB | load generator CPU % | vs bare Aedes mTLS | goal | note |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| scenario | target | one message is | msg/s | offered/s | p50 ms | p99 ms | p99.9 ms | gateway (broker) µs CPU per message | PostgreSQL µs CPU per message | broker CPU % (PostgreSQL) | machine CPU % | broker RSS MiB | load generator CPU % | vs | goal | note |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map((r) => {
-      const ratio = r.scenario === 'U1' && r.msgPerSecond !== null && bare !== null ? `${(r.msgPerSecond / bare).toFixed(2)}×` : '–'
       const cpu = r.brokerCpuPercent === null ? '–' : `${r.brokerCpuPercent}${r.postgresCpuPercent !== undefined && r.postgresCpuPercent !== null ? ` (${r.postgresCpuPercent})` : ''}`
-      return `| ${r.scenario} | ${r.target} | ${r.msgPerSecond ?? '–'} | ${r.offeredPerSecond ?? '–'} | ${fixed(r.p50)} | ${fixed(r.p99)} | ${fixed(r.p999)} | ${cpu} | ${r.brokerRssMiB ?? '–'} | ${r.loadGeneratorCpuPercent ?? '–'} | ${ratio} | ${r.goal} | ${r.note ?? ''} |`
+      return `| ${r.scenario} | ${r.target} | ${r.unit ?? '–'} | ${r.msgPerSecond ?? '–'} | ${r.offeredPerSecond ?? '–'} | ${fixed(r.p50)} | ${fixed(r.p99)} | ${fixed(r.p999)} | ${r.gatewayUsPerMessage ?? '–'} | ${r.postgresUsPerMessage ?? '–'} | ${cpu} | ${r.machineCpuPercent ?? '–'} | ${r.brokerRssMiB ?? '–'} | ${r.loadGeneratorCpuPercent ?? '–'} | ${ratioText(rows, r)} | ${r.goal} | ${r.note ?? ''} |`
     })
   ].join('\n')
+}
+
+/**
+ * Says where the machine is what bounds a figure: its cores were at least 90 % busy over the
+ * window, so the broker could not get more CPU than it had; names who else had them (the load
+ * generator, averaged over its whole run for fleet scenarios, and any other process).
+ */
+export function withLimitNote (r: Row, cores: number): Row {
+  const machine = r.machineCpuPercent
+  if (machine === null || machine === undefined || machine < cores * 90) return r
+  const broker = r.brokerCpuPercent ?? 0
+  const generator = r.loadGeneratorCpuPercent ?? 0
+  const other = Math.max(0, machine - broker - generator)
+  const limit = `the machine's ${cores} cores were full (${machine} % of ${cores * 100} %: broker and PostgreSQL ${broker} %, load generator ${generator} %, other processes about ${other} %), so the machine, not the broker alone, bounds this figure`
+  return { ...r, note: r.note === undefined || r.note === '' ? limit : `${r.note}; ${limit}` }
 }
 
 /** Replaces the block between `<!-- NAME:start -->` and `<!-- NAME:end -->` in a Markdown file, or appends it under a heading. */
