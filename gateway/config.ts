@@ -41,7 +41,11 @@ export interface GatewayConfig {
   /** Per source address and in total, before any MQTT byte is read. */
   edge: { maxConnections: number, maxConnectionsPerAddress: number, handshakesPerSecondPerAddress: number, handshakeTimeoutMs: number, securityEventsPerMinute: number }
   /** REST bounds. */
-  api: { rateLimitPerKey: number, rateLimitPerAddress: number, keyCacheMs: number, pageMaxBytes: number, campaignMaxRecipients: number, streamMaxPerKey: number, streamPingMs: number }
+  api: {
+    rateLimitPerKey: number, rateLimitPerAddress: number, keyCacheMs: number, pageMaxBytes: number, campaignMaxRecipients: number, streamMaxPerKey: number, streamPingMs: number
+    /** REST sends committing at once, each statement carrying every send that waited for it (send-batcher.ts). */
+    sendConcurrency: number
+  }
   /** Webhook delivery (README, "Integrating a backend"): each webhook its own cursor, one batch at a time. */
   webhooks: { retryPeriodMs: number, backoffMs: number, pollMs: number, timeoutMs: number, batchSize: number, maxConcurrent: number }
   /** Cluster mode: the Redis that gateways sharing one fleet share; undefined: a single gateway. */
@@ -106,6 +110,7 @@ export const SETTINGS = {
   pageMaxBytes: { env: 'VGW_PAGE_MAX_BYTES', flag: '--page-max-bytes', description: 'bytes of one API page at most; a page ends early past it (default 4194304)' },
   campaignMaxRecipients: { env: 'VGW_CAMPAIGN_MAX_RECIPIENTS', flag: '--campaign-max-recipients', description: 'vehicles one campaign may name (default 100000)' },
   streamMaxPerKey: { env: 'VGW_STREAM_MAX_PER_KEY', flag: '--stream-max-per-key', description: 'WebSocket streams open at once per API key (default 10)' },
+  apiSendConcurrency: { env: 'VGW_API_SEND_CONCURRENCY', flag: '--api-send-concurrency', description: 'REST send statements committing at once, each carrying the sends that waited for it (default 4; at most the API pool size)' },
   streamPingMs: { env: 'VGW_STREAM_PING_MS', flag: '--stream-ping-ms', description: 'WebSocket ping interval; a stream that misses a pong by the next ping is closed (default 30000)' },
   dbStatementTimeoutMs: { env: 'VGW_DB_STATEMENT_TIMEOUT_MS', flag: '--db-statement-timeout-ms', description: 'bound on every statement, so a half-open connection cannot stall the gateway (default 15000)' },
   maxPendingRecords: { env: 'VGW_MAX_PENDING_RECORDS', flag: '--max-pending-records', description: 'log rows waiting for a commit, at most, while the database is away (default 100000)' },
@@ -279,7 +284,8 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
       pageMaxBytes: integer('pageMaxBytes', get('pageMaxBytes'), 4 * 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
       campaignMaxRecipients: integer('campaignMaxRecipients', get('campaignMaxRecipients'), 100_000, 1, 100_000_000),
       streamMaxPerKey: integer('streamMaxPerKey', get('streamMaxPerKey'), 10, 1, 100_000),
-      streamPingMs: integer('streamPingMs', get('streamPingMs'), 30_000, 100, 3_600_000)
+      streamPingMs: integer('streamPingMs', get('streamPingMs'), 30_000, 100, 3_600_000),
+      sendConcurrency: integer('apiSendConcurrency', get('apiSendConcurrency'), 4, 1, 1000)
     },
     webhooks: {
       retryPeriodMs: integer('webhookRetryPeriodMs', get('webhookRetryPeriodMs'), 86_400_000, 0, 30 * 86_400_000),

@@ -105,21 +105,47 @@ SELECT t_log_id, t_at, t_at, vin, market, 'down', 'MESSAGE', type, id::text, NUL
 FROM moved
 RETURNING *`
 
-// The message and its `queued` log row in one statement, so in one implicit transaction;
-// the vehicle's market comes from its row, and no row is made for an unknown vehicle.
-const ENQUEUE_SQL = `WITH m AS (
+// Messages and their `queued` log rows in one statement, so in one implicit transaction, for
+// one send or a batch of concurrent sends (one commit for all). Each vehicle's market comes from
+// its row, and no row is made for an unknown vehicle. Rows go in idempotency-key order, so two
+// batches holding the same keys wait on each other instead of deadlocking; two sends with one
+// key in the same batch make one row (DO NOTHING skips the second).
+const ENQUEUE_SQL = `WITH input AS (
+  SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::bytea[], $7::jsonb[], $8::int[], $9::int[],
+    $10::timestamptz[], $11::uuid[], $12::int[])
+    AS t(id, vin, api_key_id, idempotency_key, type, payload, attributes, ttl_seconds, priority, created_at, log_id, fallback_after)
+), m AS (
   INSERT INTO messages (id, vin, market, api_key_id, idempotency_key, type, payload, attributes, ttl_seconds, priority, status, created_at, expires_at, fallback_at)
-  SELECT $1::uuid, v.vin, v.market, $3::uuid, $4, $5, $6::bytea, $7::jsonb, $8::int, $9::int, 'queued', $10::timestamptz, $10::timestamptz + $8::int * interval '1 second',
-    $10::timestamptz + $12::int * interval '1 second'
-  FROM vehicles v WHERE v.vin = $2
+  SELECT i.id, v.vin, v.market, i.api_key_id, i.idempotency_key, i.type, i.payload, i.attributes, i.ttl_seconds, i.priority, 'queued', i.created_at,
+    i.created_at + i.ttl_seconds * interval '1 second', i.created_at + i.fallback_after * interval '1 second'
+  FROM input i JOIN vehicles v ON v.vin = i.vin
+  ORDER BY i.api_key_id, i.idempotency_key
   ON CONFLICT (api_key_id, idempotency_key) DO NOTHING
   RETURNING id, created_at, vin, market, type, ttl_seconds, attributes, priority, expires_at
 )
 INSERT INTO transactions (${LOG_COLUMNS})
-SELECT $11, created_at, created_at, vin, market, 'down', 'MESSAGE', type, id::text, NULL, (extract(epoch FROM created_at) * 1000)::int8,
-  ttl_seconds, attributes, NULL, NULL, 'queued', NULL, NULL, jsonb_build_object('priority', priority, 'expiresAt', expires_at)
-FROM m
+SELECT i.log_id, m.created_at, m.created_at, m.vin, m.market, 'down', 'MESSAGE', m.type, m.id::text, NULL, (extract(epoch FROM m.created_at) * 1000)::int8,
+  m.ttl_seconds, m.attributes, NULL, NULL, 'queued', NULL, NULL, jsonb_build_object('priority', m.priority, 'expiresAt', m.expires_at)
+FROM m JOIN input i ON i.id = m.id
 RETURNING *`
+
+// What became of sends that made no row: the id their idempotency key already names, or whether their vehicle exists.
+const EXISTING_SQL = `SELECT m.api_key_id AS "apiKeyId", m.idempotency_key AS "idempotencyKey", m.id, m.status
+  FROM unnest($1::uuid[], $2::text[]) AS k(api_key_id, idempotency_key)
+  JOIN messages m ON m.api_key_id = k.api_key_id AND m.idempotency_key = k.idempotency_key`
+
+/** The batch's columns as the arrays ENQUEUE_SQL unnests. */
+function enqueueColumns (ms: readonly NewMessage[]): unknown[] {
+  return [
+    ms.map((m) => m.id), ms.map((m) => m.vin), ms.map((m) => m.apiKeyId), ms.map((m) => m.idempotencyKey), ms.map((m) => m.type),
+    ms.map((m) => Buffer.from(m.payload)), ms.map((m) => JSON.stringify(m.attributes)), ms.map((m) => m.ttlSeconds), ms.map((m) => m.priority),
+    ms.map((m) => m.createdAt), ms.map((m) => m.logId), ms.map((m) => m.fallbackAfterSeconds ?? null)
+  ]
+}
+
+const PENDING_SQL = `SELECT ${MESSAGE_COLUMNS} FROM messages
+  WHERE vin = $1 AND status IN ('queued', 'sent') AND expires_at > $2 AND NOT (id = ANY($4::uuid[]))
+  ORDER BY priority DESC, created_at, id LIMIT $3`
 
 /** Status transitions commit through the commit pool; sends, reads and expiry use the API pool. */
 export class MessageRepository {
@@ -131,39 +157,64 @@ export class MessageRepository {
     this.#pool = pool
   }
 
-  /**
-   * Commits a new message (status `queued`) with its log row, in one statement (one round
-   * trip: the REST send's latency under load is mostly round trips). With an
-   * idempotency key already used by the same API key, answers the existing id instead;
-   * the unique index makes that hold for racing requests too.
-   */
+  /** One send: see enqueueMany. */
   async enqueue (m: NewMessage): Promise<EnqueueResult | 'vehicle-not-found'> {
+    const [result] = await this.enqueueMany([m])
+    if (result === undefined) throw new Error('enqueueMany answered nothing for one message')
+    return result
+  }
+
+  /**
+   * Commits new messages (status `queued`), each with its log row, in one statement and so one
+   * commit (the REST send's cost is mostly per statement and per commit, not per row). A send
+   * whose idempotency key the same API key already used answers the existing id instead; the
+   * unique index makes that hold for racing requests and within one batch too. Answers one
+   * result per message, in order.
+   */
+  async enqueueMany (ms: readonly NewMessage[]): Promise<Array<EnqueueResult | 'vehicle-not-found'>> {
     try {
-      const { rows: logged } = await this.#pool.query<Row>(ENQUEUE_SQL,
-        [m.id, m.vin, m.apiKeyId, m.idempotencyKey, m.type, Buffer.from(m.payload), JSON.stringify(m.attributes), m.ttlSeconds, m.priority, m.createdAt, m.logId, m.fallbackAfterSeconds ?? null])
-      if (logged.length > 0) return { id: m.id, status: 'queued', created: true, logged: logged.map(fromRow) }
-      // Nothing made: the key was used before (or by a racing request that committed first), or the vehicle is unknown.
-      const existing = m.idempotencyKey === null
-        ? []
-        : (await this.#pool.query<{ id: string, status: MessageStatus }>(
-            'SELECT id, status FROM messages WHERE api_key_id = $1 AND idempotency_key = $2', [m.apiKeyId, m.idempotencyKey])).rows
-      const row = existing[0]
-      if (row !== undefined) return { id: row.id, status: row.status, created: false, logged: [] }
-      const vehicle = await this.#pool.query('SELECT 1 FROM vehicles WHERE vin = $1', [m.vin])
-      if (vehicle.rowCount === 0) return 'vehicle-not-found'
-      throw new Error('idempotency conflict without a row')
+      const { rows } = await this.#pool.query<Row>({ name: 'vgw_enqueue', text: ENQUEUE_SQL, values: enqueueColumns(ms) })
+      const logged = new Map(rows.map((r) => [r.message_id, fromRow(r)]))
+      const results = ms.map((m): EnqueueResult | null => {
+        const row = logged.get(m.id)
+        return row === undefined ? null : { id: m.id, status: 'queued', created: true, logged: [row] }
+      })
+      if (logged.size === ms.length) return results as EnqueueResult[]
+      return await this.#notCreated(ms, results)
     } catch (err) {
       throw translateError(err)
     }
   }
 
+  /**
+   * Sends that made no row: their key was used before (or by a racing send that committed
+   * first), or their vehicle is unknown. Both are read after the insert committed.
+   */
+  async #notCreated (ms: readonly NewMessage[], results: ReadonlyArray<EnqueueResult | null>): Promise<Array<EnqueueResult | 'vehicle-not-found'>> {
+    const missing = ms.filter((_, i) => results[i] === null)
+    const keyed = missing.filter((m) => m.idempotencyKey !== null)
+    const existing = new Map<string, { id: string, status: MessageStatus }>()
+    if (keyed.length > 0) {
+      const { rows } = await this.#pool.query<{ apiKeyId: string | null, idempotencyKey: string, id: string, status: MessageStatus }>(EXISTING_SQL,
+        [keyed.map((m) => m.apiKeyId), keyed.map((m) => m.idempotencyKey)])
+      for (const r of rows) existing.set(`${r.apiKeyId ?? ''}\n${r.idempotencyKey}`, { id: r.id, status: r.status })
+    }
+    const { rows: known } = await this.#pool.query<{ vin: string }>('SELECT vin FROM vehicles WHERE vin = ANY($1::text[])', [[...new Set(missing.map((m) => m.vin))]])
+    const vins = new Set(known.map((r) => r.vin))
+    return ms.map((m, i) => {
+      const made = results[i]
+      if (made !== null && made !== undefined) return made
+      const row = m.idempotencyKey === null ? undefined : existing.get(`${m.apiKeyId ?? ''}\n${m.idempotencyKey}`)
+      if (row !== undefined) return { id: row.id, status: row.status, created: false, logged: [] }
+      if (!vins.has(m.vin)) return 'vehicle-not-found'
+      throw new Error('idempotency conflict without a row')
+    })
+  }
+
   /** Undelivered, unexpired messages of a vehicle in delivery order, skipping ids already in flight. */
   async pending (vin: string, now: Date, limit: number, exclude: readonly string[]): Promise<MessageRow[]> {
     try {
-      const { rows } = await this.#pool.query<MessageRow>(
-        `SELECT ${MESSAGE_COLUMNS} FROM messages
-         WHERE vin = $1 AND status IN ('queued', 'sent') AND expires_at > $2 AND NOT (id = ANY($4::uuid[]))
-         ORDER BY priority DESC, created_at, id LIMIT $3`, [vin, now, limit, exclude])
+      const { rows } = await this.#pool.query<MessageRow>({ name: 'vgw_pending', text: PENDING_SQL, values: [vin, now, limit, exclude] })
       return rows
     } catch (err) {
       throw translateError(err)

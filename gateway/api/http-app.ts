@@ -3,13 +3,14 @@ import websocket from '@fastify/websocket'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { EnvelopeLimits } from '../../protocol/index.ts'
-import type { Store } from '../../store/index.ts'
+import type { NewMessage, Store } from '../../store/index.ts'
 import type { ConnectionRegistry } from '../edge/connections.ts'
 import type { GatewayConfig } from '../config.ts'
 import type { EventHub } from '../events/event-hub.ts'
 import { installErrorHandling } from './api-errors.ts'
 import { bearerAuth } from './auth.ts'
 import { ApiKeyCache } from './key-cache.ts'
+import { SendBatcher } from './send-batcher.ts'
 import { KeyUsage } from './key-usage.ts'
 import { keyRoutes } from './routes/key-routes.ts'
 import { installRateLimits } from './rate-limits.ts'
@@ -46,6 +47,9 @@ export interface HttpAppDeps extends HealthDeps {
   /** The gateway's metrics (GET /metrics, per-route request counters). */
   telemetry: Telemetry
 }
+
+// Sends in one statement at most: bounds one statement's parameters (a few hundred KB at most).
+const SEND_BATCH_MAX = 200
 
 // Whatever a log line of the API carries, a key or token in it is censored (the request URL is censored where it is logged).
 const REDACT = {
@@ -86,7 +90,8 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
   await app.register(healthRoutes, { notReadyReason: deps.notReadyReason })
   await app.register(vehicleRoutes, { store: deps.store, connections: deps.connections, now: deps.now, clustered: deps.clustered, pageMaxBytes: deps.api.pageMaxBytes })
   const messageDeps = { store: deps.store, hub: deps.hub, limits: deps.limits, ...deps.downlink, now: deps.now, newId: deps.newId }
-  await app.register(messageRoutes, { ...messageDeps, notify: deps.notify })
+  const sends = new SendBatcher({ commit: async (ms: NewMessage[]) => await deps.store.messages.enqueueMany(ms), maxSize: SEND_BATCH_MAX, maxConcurrent: deps.api.sendConcurrency })
+  await app.register(messageRoutes, { ...messageDeps, enqueue: (m) => sends.add(m), notify: deps.notify })
   await app.register(campaignRoutes, { ...messageDeps, announceCampaign: deps.announceCampaign, maxRecipients: deps.api.campaignMaxRecipients })
   await app.register(feedRoutes, { store: deps.store })
   await app.register(webhookRoutes, { store: deps.store, now: deps.now, newId: deps.newId })

@@ -1,12 +1,14 @@
 import type { FastifyInstance } from 'fastify'
 import { GatewayError, type EnvelopeLimits } from '../../../protocol/index.ts'
-import type { Store } from '../../../store/index.ts'
+import type { EnqueueResult, NewMessage, Store } from '../../../store/index.ts'
 import type { EventHub } from '../../events/event-hub.ts'
 import { messageProperties, parseMessage, type MessageInput } from '../message-input.ts'
 import { requireMessageId, requireVin } from '../request-values.ts'
 
 export interface MessageRoutesDeps {
   store: Store
+  /** Commits one send (group-committed with concurrent ones, send-batcher.ts); resolves once durable. */
+  enqueue: (m: NewMessage) => Promise<EnqueueResult | 'vehicle-not-found'>
   hub: EventHub
   /** Tells the dispatcher that a vehicle has a new message waiting. */
   notify: (vin: string) => void
@@ -34,7 +36,7 @@ export async function messageRoutes (app: FastifyInstance, deps: MessageRoutesDe
     const { vin } = request.params
     requireVin(vin)
     const m = parseMessage(request.body, deps.limits, deps.defaultTtlSeconds)
-    const result = await deps.store.messages.enqueue({
+    const result = await deps.enqueue({
       id: deps.newId(),
       vin,
       apiKeyId: request.apiKey?.id ?? null,
