@@ -55,7 +55,21 @@ export function fleetOptions (target: Target, certDir: string, over: Partial<Fle
 }
 
 /** CPU seconds so far of a target's broker process, of its PostgreSQL (postmaster and children) and of the whole machine, at a moment. */
-export interface CpuMark { at: number, gateway: number, postgres: number | null, machine: number | null }
+export interface CpuMark { at: number, gateway: number, postgres: number | null, machine: number | null, loadGenerator: number }
+
+/** This process's children (fleet workers, and the targets it started), from /proc. */
+function childPids (): number[] {
+  const children: number[] = []
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      if (Number(/PPid:\s+(\d+)/.exec(fs.readFileSync(`/proc/${entry}/status`, 'utf8'))?.[1]) === process.pid) children.push(Number(entry))
+    } catch {
+      // gone
+    }
+  }
+  return children
+}
 
 /** Busy CPU seconds of the whole machine (all cores; /proc/stat, Linux), or null elsewhere. */
 function machineBusySeconds (): number | null {
@@ -71,7 +85,15 @@ function machineBusySeconds (): number | null {
 
 export function cpuMark (target: Target): CpuMark {
   const pids = target.pids()
-  return { at: Date.now(), gateway: usage(pids.slice(0, 1)).cpuSeconds, postgres: pids.length < 2 ? null : usage(pids.slice(1)).cpuSeconds, machine: machineBusySeconds() }
+  // The load generator: this process (the REST backend, the HTTP client) and its children but the target's (the fleet's workers).
+  const generator = [process.pid, ...childPids().filter((pid) => !pids.includes(pid))]
+  return {
+    at: Date.now(),
+    gateway: usage(pids.slice(0, 1)).cpuSeconds,
+    postgres: pids.length < 2 ? null : usage(pids.slice(1)).cpuSeconds,
+    machine: machineBusySeconds(),
+    loadGenerator: usage(generator).cpuSeconds
+  }
 }
 
 export interface CpuSpent {
@@ -83,6 +105,8 @@ export interface CpuSpent {
   postgresUsPerMessage: number | null
   /** The whole machine's busy CPU over the window, % of one core (its cores × 100 is full). */
   machineCpuPercent: number | null
+  /** This process and its children but the target: the load generator, % of one core. */
+  loadGeneratorCpuPercent: number
 }
 
 /** CPU between two marks, per second and per message (null per message when no message was counted). */
@@ -97,7 +121,8 @@ export function cpuSpent (from: CpuMark, to: CpuMark, messages: number): CpuSpen
     postgresCpuPercent: postgres === null ? null : Math.round(postgres / seconds * 100),
     gatewayUsPerMessage: per(gateway),
     postgresUsPerMessage: per(postgres),
-    machineCpuPercent: from.machine === null || to.machine === null ? null : Math.round((to.machine - from.machine) / seconds * 100)
+    machineCpuPercent: from.machine === null || to.machine === null ? null : Math.round((to.machine - from.machine) / seconds * 100),
+    loadGeneratorCpuPercent: Math.round((to.loadGenerator - from.loadGenerator) / seconds * 100)
   }
 }
 
@@ -141,7 +166,7 @@ export async function measureUplinks (scenario: string, target: Target, opts: Fl
       p999: report.latencyMs.uplink.p999,
       ...(cpu === null ? { brokerCpuPercent: null } : cpuColumns(cpu)),
       brokerRssMiB: usage(target.pids().slice(0, 1)).rssMiB,
-      loadGeneratorCpuPercent: report.loadGenerator.cpuPercentOfOneCore,
+      loadGeneratorCpuPercent: cpu?.loadGeneratorCpuPercent ?? report.loadGenerator.cpuPercentOfOneCore,
       goal,
       ...(s === null ? { note: `only ${report.counters.connected} of ${opts.vehicles} connected` } : {})
     }
@@ -204,7 +229,7 @@ export function markdownTable (rows: Row[]): string {
 /**
  * Says where the machine is what bounds a figure: its cores were at least 90 % busy over the
  * window, so the broker could not get more CPU than it had; names who else had them (the load
- * generator, averaged over its whole run for fleet scenarios, and any other process).
+ * generator and any other process, such as other work sharing the machine).
  */
 export function withLimitNote (r: Row, cores: number): Row {
   const machine = r.machineCpuPercent

@@ -170,9 +170,11 @@ async function openRow (scenario: string, vgw: VgwTarget, vins: string[], rate: 
   const shed = t.shed.count === 0
     ? 'no 503'
     : `${t.shed.count} × 503 (${t.shed.withRetryAfter} with Retry-After, ${t.shed.withOverloadedCode} with GW_ERR_OVERLOADED; p99 ${ms(percentile(t.shedMs, 99)) ?? '–'} ms)`
+  const offered = Math.round(t.sent / t.loadSeconds)
+  const short = offered < rate * 0.9 ? `; the HTTP client offered only ${offered}/s of the ${rate}/s asked: the load generator limits this figure` : ''
   return restRow(scenario, vgw, t, w.spent(t.accepted), {
-    offeredPerSecond: Math.round(t.sent / t.loadSeconds),
+    offeredPerSecond: offered,
     goal,
-    note: `${t.sent} POSTs at ${rate}/s for ${size.seconds} s over ${OPEN_LOOP_CONNECTIONS} keep-alive connections (open loop), latency from when each was due; answers awaited up to ${drainMs / 1000} s after the last; msg/s and CPU over the load and that wait (${t.seconds.toFixed(1)} s); ${shed}; ${statusText(t)}${limitNote(t)}`
+    note: `${t.sent} POSTs at ${rate}/s for ${size.seconds} s over ${OPEN_LOOP_CONNECTIONS} keep-alive connections (open loop), latency from when each was due; answers awaited up to ${drainMs / 1000} s after the last; msg/s and CPU over the load and that wait (${t.seconds.toFixed(1)} s); ${shed}; ${statusText(t)}${limitNote(t)}${short}`
   })
 }

@@ -30,7 +30,9 @@ const soakArg = flag('soak')
 const soakMs = soakArg === undefined ? null : soakArg === '' ? 30 * 60_000 : parseDuration('soak', soakArg)
 const onlyArg = flag('only', true)
 const only = onlyArg === undefined ? null : new Set(onlyArg.split(',').map((s) => s.trim().toUpperCase()).filter((s) => s !== ''))
-if (only !== null && only.size === 0) throw new Error('--only needs a list of scenarios, e.g. --only C1,O1')
+const SCENARIOS = ['U1', 'U2', 'C1', 'D1', 'O1', 'R1', 'R2', 'R3', 'M1']
+const unknown = [...only ?? []].filter((s) => !SCENARIOS.includes(s))
+if (only !== null && (only.size === 0 || unknown.length > 0)) throw new Error(`--only takes a comma-separated list of ${SCENARIOS.join(', ')}${unknown.length > 0 ? `, not ${unknown.join(', ')}` : ''}`)
 const wanted = (scenario: string): boolean => only === null || only.has(scenario)
 const profileDir = flag('profile') !== undefined ? path.join(ROOT, 'bench/results/profiles') : null
 const size = quick ? QUICK : FULL

@@ -98,17 +98,21 @@ export class BackendSimulator {
     this.receiptHist.recordValue(Math.max(1, at - s.postedAt))
   }
 
+  // Poisson arrivals on an absolute schedule: a timer fires 1 ms or more late (never sooner), so
+  // chaining one timer per gap capped the rate far below 1,000/s; each tick sends all that are due.
   start (ratePerSecond: number, multiplier: () => number): void {
     if (ratePerSecond <= 0) return
-    const next = (): void => {
-      const rate = ratePerSecond * multiplier()
-      const gap = rate > 0 ? -Math.log(1 - Math.random()) / rate * 1000 : 1000
-      this.#timer = setTimeout(() => {
+    let dueAt = Date.now()
+    const tick = (): void => {
+      const now = Date.now()
+      while (dueAt <= now) {
+        const rate = ratePerSecond * multiplier()
         if (rate > 0) void this.#sendOne()
-        next()
-      }, gap)
+        dueAt += rate > 0 ? -Math.log(1 - Math.random()) / rate * 1000 : 1000
+      }
+      this.#timer = setTimeout(tick, Math.max(0, dueAt - Date.now()))
     }
-    next()
+    this.#timer = setTimeout(tick, 0)
   }
 
   stop (): void {
