@@ -13,6 +13,7 @@ import { createVehicleEdge, type VehicleEdge } from './edge/vehicle-edge.ts'
 import type { EventHub, StreamEvent } from './events/event-hub.ts'
 import { RetentionJob } from './lifecycle/retention-job.ts'
 import { MeteredEventHub, Telemetry } from './metrics/telemetry.ts'
+import { Overload } from './overload.ts'
 import { commitStallReason } from './readiness.ts'
 import { WebhookDelivery } from './webhooks/webhook-delivery.ts'
 
@@ -23,6 +24,8 @@ export interface GatewayDeps {
   now?: () => number
   /** Time-ordered ids (UUIDv7 by default). */
   newId?: () => string
+  /** Replaces the event-loop delay sampler of load shedding (tests press the gateway with it). */
+  eventLoopDelayMs?: () => number
 }
 
 export interface Gateway {
@@ -69,6 +72,9 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     maxConcurrent: 1,
     logger: logger.child({ part: 'status-batcher' })
   })
+  // Load shedding (overload.ts): the API pool's queue (and the send queue, http-app.ts) and the event loop.
+  const overload = new Overload(config.overload, deps.eventLoopDelayMs !== undefined ? { loopDelayMs: deps.eventLoopDelayMs } : {})
+  overload.watchQueue(() => deps.store.poolStats().find((p) => p.pool === 'api')?.waiting ?? 0)
   // The edge reports to the dispatcher, and the dispatcher publishes through the edge.
   let dispatcher: Dispatcher | null = null
   const edge = await createVehicleEdge({
@@ -103,6 +109,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     edge: config.edge,
     ...(config.redisUrl !== undefined ? { redisUrl: config.redisUrl } : {}),
     crlPath: config.tls.crl,
+    overloaded: () => overload.reason() !== null,
     ...(config.clusterSecret !== undefined ? { clusterSecret: config.clusterSecret } : {}),
     tls: {
       ca: fs.readFileSync(config.tls.ca),
@@ -139,6 +146,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     exports: config.exports,
     api: config.api,
     telemetry,
+    overload,
     notReadyReason: async () => {
       if (closing) return 'the gateway is shutting down'
       if (!edge.server.listening) return 'the MQTT listener is not up'
@@ -187,6 +195,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       retention.start()
       webhooks.start()
       telemetry.start()
+      overload.start()
       await new Promise<void>((resolve, reject) => {
         edge.server.once('error', reject)
         edge.server.listen(config.mqttPort, config.host, () => {
@@ -209,6 +218,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       // POSTs in flight are aborted and their leases given back: their batches stay, for whichever gateway leases them next.
       const webhooksStopped = webhooks.stop()
       telemetry.stop()
+      overload.stop()
       // Stop accepting first (vehicles, then REST), so nothing new arrives at a draining gateway;
       // /ready already answers 503 (closing), and fastify answers 503 to requests from here on.
       edge.stopAccepting()

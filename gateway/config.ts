@@ -46,6 +46,8 @@ export interface GatewayConfig {
     /** REST sends committing at once, each statement carrying every send that waited for it (send-batcher.ts). */
     sendConcurrency: number
   }
+  /** Load shedding (gateway/overload.ts): past a bound, REST answers 503 GW_ERR_OVERLOADED and new vehicles CONNACK 3. */
+  overload: { maxDatabaseQueue: number, maxEventLoopDelayMs: number, sampleMs: number, retryAfterSeconds: number }
   /** Webhook delivery (README, "Integrating a backend"): each webhook its own cursor, one batch at a time. */
   webhooks: { retryPeriodMs: number, backoffMs: number, pollMs: number, timeoutMs: number, batchSize: number, maxConcurrent: number }
   /** Cluster mode: the Redis that gateways sharing one fleet share; undefined: a single gateway. */
@@ -111,6 +113,9 @@ export const SETTINGS = {
   campaignMaxRecipients: { env: 'VGW_CAMPAIGN_MAX_RECIPIENTS', flag: '--campaign-max-recipients', description: 'vehicles one campaign may name (default 100000)' },
   streamMaxPerKey: { env: 'VGW_STREAM_MAX_PER_KEY', flag: '--stream-max-per-key', description: 'WebSocket streams open at once per API key (default 10)' },
   apiSendConcurrency: { env: 'VGW_API_SEND_CONCURRENCY', flag: '--api-send-concurrency', description: 'REST send statements committing at once, each carrying the sends that waited for it (default 4; at most the API pool size)' },
+  overloadMaxDbQueue: { env: 'VGW_OVERLOAD_MAX_DB_QUEUE', flag: '--overload-max-db-queue', description: 'REST requests waiting for a database connection or send slot, at most; past it requests get 503 GW_ERR_OVERLOADED and new vehicles CONNACK 3 (default 500)' },
+  overloadMaxEventLoopDelayMs: { env: 'VGW_OVERLOAD_MAX_EVENT_LOOP_DELAY_MS', flag: '--overload-max-event-loop-delay-ms', description: 'mean event-loop delay in ms over the last 250 ms, at most, before shedding as above (default 200; 0: not checked)' },
+  overloadRetryAfterS: { env: 'VGW_OVERLOAD_RETRY_AFTER_S', flag: '--overload-retry-after-s', description: 'Retry-After of a 503 GW_ERR_OVERLOADED, in seconds (default 1)' },
   streamPingMs: { env: 'VGW_STREAM_PING_MS', flag: '--stream-ping-ms', description: 'WebSocket ping interval; a stream that misses a pong by the next ping is closed (default 30000)' },
   dbStatementTimeoutMs: { env: 'VGW_DB_STATEMENT_TIMEOUT_MS', flag: '--db-statement-timeout-ms', description: 'bound on every statement, so a half-open connection cannot stall the gateway (default 15000)' },
   maxPendingRecords: { env: 'VGW_MAX_PENDING_RECORDS', flag: '--max-pending-records', description: 'log rows waiting for a commit, at most, while the database is away (default 100000)' },
@@ -286,6 +291,12 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
       streamMaxPerKey: integer('streamMaxPerKey', get('streamMaxPerKey'), 10, 1, 100_000),
       streamPingMs: integer('streamPingMs', get('streamPingMs'), 30_000, 100, 3_600_000),
       sendConcurrency: integer('apiSendConcurrency', get('apiSendConcurrency'), 4, 1, 1000)
+    },
+    overload: {
+      maxDatabaseQueue: integer('overloadMaxDbQueue', get('overloadMaxDbQueue'), 500, 1, 10_000_000),
+      maxEventLoopDelayMs: integer('overloadMaxEventLoopDelayMs', get('overloadMaxEventLoopDelayMs'), 200, 0, 600_000),
+      sampleMs: 250,
+      retryAfterSeconds: integer('overloadRetryAfterS', get('overloadRetryAfterS'), 1, 1, 3600)
     },
     webhooks: {
       retryPeriodMs: integer('webhookRetryPeriodMs', get('webhookRetryPeriodMs'), 86_400_000, 0, 30 * 86_400_000),

@@ -68,6 +68,7 @@ export const errorCatalogue = {
   // Operations
   GW_ERR_STORE_UNAVAILABLE: { httpStatus: 503, connackCode: 3, message: 'the database is not reachable' },
   GW_ERR_NOT_READY: { httpStatus: 503, message: 'the gateway is not ready' },
+  GW_ERR_OVERLOADED: { httpStatus: 503, connackCode: 3, message: 'the gateway is overloaded; retry after the time in Retry-After' },
   GW_ERR_COMMIT_STALLED: { httpStatus: 503, message: 'commits have made no progress while work is pending' },
   GW_ERR_CONFIG_INVALID: { httpStatus: 500, message: 'a configuration value is invalid' },
   GW_ERR_INTERNAL: { httpStatus: 500, message: 'an internal error occurred' }

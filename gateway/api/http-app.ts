@@ -11,6 +11,8 @@ import { installErrorHandling } from './api-errors.ts'
 import { bearerAuth } from './auth.ts'
 import { ApiKeyCache } from './key-cache.ts'
 import { SendBatcher } from './send-batcher.ts'
+import { installLoadShedding } from './load-shedding.ts'
+import type { Overload } from '../overload.ts'
 import { KeyUsage } from './key-usage.ts'
 import { keyRoutes } from './routes/key-routes.ts'
 import { installRateLimits } from './rate-limits.ts'
@@ -46,6 +48,8 @@ export interface HttpAppDeps extends HealthDeps {
   exports: GatewayConfig['exports']
   /** The gateway's metrics (GET /metrics, per-route request counters). */
   telemetry: Telemetry
+  /** Load shedding: requests are refused with 503 while it reports a reason (the send queue counts against it). */
+  overload?: Overload
 }
 
 // Sends in one statement at most: bounds one statement's parameters (a few hundred KB at most).
@@ -72,6 +76,7 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
   app.decorateRequest('apiKey', null)
   installHttpMetrics(app, deps.telemetry.metrics)
   installErrorHandling(app, logger)
+  if (deps.overload !== undefined) installLoadShedding(app, deps.overload)
   await app.register(swagger, {
     openapi: {
       info: { title: 'vgw REST API', version: '1' },
@@ -91,6 +96,7 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
   await app.register(vehicleRoutes, { store: deps.store, connections: deps.connections, now: deps.now, clustered: deps.clustered, pageMaxBytes: deps.api.pageMaxBytes })
   const messageDeps = { store: deps.store, hub: deps.hub, limits: deps.limits, ...deps.downlink, now: deps.now, newId: deps.newId }
   const sends = new SendBatcher({ commit: async (ms: NewMessage[]) => await deps.store.messages.enqueueMany(ms), maxSize: SEND_BATCH_MAX, maxConcurrent: deps.api.sendConcurrency })
+  deps.overload?.watchQueue(() => sends.waiting)
   await app.register(messageRoutes, { ...messageDeps, enqueue: (m) => sends.add(m), notify: deps.notify })
   await app.register(campaignRoutes, { ...messageDeps, announceCampaign: deps.announceCampaign, maxRecipients: deps.api.campaignMaxRecipients })
   await app.register(feedRoutes, { store: deps.store })

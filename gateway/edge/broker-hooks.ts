@@ -34,6 +34,8 @@ export interface BrokerHookDeps {
   acceptUplink: (client: Client, who: DeviceIdentity, packet: PublishPacket) => Promise<void>
   /** When this session began, for the disconnect row (set at CONNACK time). */
   sessionStarted: (client: Client, at: Date) => void
+  /** True while the gateway sheds load (gateway/overload.ts): new sessions are refused, open ones carry on. */
+  overloaded?: () => boolean
   /** Cluster mode: Aedes' bus and sessions in this Redis. */
   redisUrl?: string
   /** Cluster mode: the secret bus messages are signed with (cluster.ts). */
@@ -95,6 +97,8 @@ export async function createBroker (deps: BrokerHookDeps): Promise<Aedes> {
         security.record(who, 'GW_ERR_WILL_DENIED', 'will.denied', 'CONNECT carried a will message')
         return done(refusal('GW_ERR_WILL_DENIED', CONNACK_NOT_AUTHORIZED), false)
       }
+      // Overloaded: CONNACK 3, server unavailable (§3.2.2.3; the connection then closes [MQTT-3.2.2-5]); the vehicle retries later.
+      if (deps.overloaded?.() === true) return done(refusal('GW_ERR_OVERLOADED', CONNACK_SERVER_UNAVAILABLE), false)
       const at = new Date(deps.now())
       deps.sessionStarted(client, at)
       deps.recordConnect({ vin: who.vin, market: who.market, certFingerprint: who.fingerprint, at }).then(

@@ -50,6 +50,8 @@ export interface VehicleEdgeDeps {
   maxPendingBytes: number
   vehicle: GatewayConfig['vehicle']
   edge: GatewayConfig['edge']
+  /** True while the gateway sheds load: new vehicle connections get CONNACK 3 (gateway/overload.ts). */
+  overloaded?: () => boolean
   /** Cluster mode (see cluster.ts); undefined: one gateway. */
   redisUrl?: string
   clusterSecret?: string
@@ -122,6 +124,7 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
     logger,
     acceptUplink: (_client, who, packet) => gate(who, packet),
     sessionStarted: (client, at) => connectedAt.set(client, at),
+    ...(deps.overloaded !== undefined ? { overloaded: deps.overloaded } : {}),
     ...(deps.redisUrl !== undefined ? { redisUrl: deps.redisUrl, clusterSecret: deps.clusterSecret ?? '' } : {})
   })
   watchSessions(broker, { identityOf, connections, downlinks, observer: deps.observer, log, ctx, logger, recordDisconnect: rows.disconnect, connectedAt })

@@ -45,7 +45,7 @@ export function captureLogger (): { logger: Logger, lines: LogLine[] } {
 }
 
 /** A gateway on ports 0 with its own database and PKI; closed at teardown. */
-export async function startTestGateway (t: Test, overrides: Partial<Record<string, string>> = {}, deps: { now?: () => number } = {}): Promise<TestGateway> {
+export async function startTestGateway (t: Test, overrides: Partial<Record<string, string>> = {}, deps: { now?: () => number, eventLoopDelayMs?: () => number } = {}): Promise<TestGateway> {
   const pki = await testPki(t)
   const config = loadConfig({
     VGW_HOST: '127.0.0.1',
