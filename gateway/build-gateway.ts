@@ -140,7 +140,12 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     newId,
     limits: config.envelope,
     downlink: config.downlink,
-    notify: (vin) => edge.announceDownlink(vin),
+    notify: (vin, message) => {
+      // Straight to this gateway's dispatcher (no query when the vehicle has nothing else waiting);
+      // in a cluster every gateway, this one too, also hears of it: the vehicle may be connected to another.
+      dispatch.offer(vin, message)
+      if (config.redisUrl !== undefined) edge.announceDownlink(vin)
+    },
     announceCampaign: (campaignId) => edge.announceCampaign(campaignId),
     clustered: config.redisUrl !== undefined,
     exports: config.exports,

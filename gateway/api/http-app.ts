@@ -13,6 +13,7 @@ import { ApiKeyCache } from './key-cache.ts'
 import { SendBatcher } from './send-batcher.ts'
 import { installLoadShedding } from './load-shedding.ts'
 import type { Overload } from '../overload.ts'
+import type { DownlinkMessage } from '../downlink/dispatcher.ts'
 import { KeyUsage } from './key-usage.ts'
 import { keyRoutes } from './routes/key-routes.ts'
 import { installRateLimits } from './rate-limits.ts'
@@ -39,7 +40,8 @@ export interface HttpAppDeps extends HealthDeps {
   newId: () => string
   limits: EnvelopeLimits
   downlink: { defaultTtlSeconds: number, maxTtlSeconds: number }
-  notify: (vin: string) => void
+  /** A send committed: the message, for the dispatcher (and, in a cluster, every gateway told). */
+  notify: (vin: string, message: DownlinkMessage) => void
   announceCampaign: (campaignId: string) => void
   clustered: boolean
   /** REST bounds: rate limits, key cache, page bytes, campaign recipients, streams. */

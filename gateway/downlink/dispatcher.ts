@@ -16,9 +16,18 @@ export interface DispatcherDeps {
   window: number
 }
 
+/** What a downlink's envelope is made of: a row read back, or a send handed over as it committed. */
+export type DownlinkMessage = Pick<MessageRow, 'id' | 'type' | 'createdAt' | 'ttlSeconds' | 'payload' | 'attributes'>
+
 interface Connection {
   client: Client
   subscribed: boolean
+  /**
+   * Every undelivered message of this vehicle is known to be in inFlight or settling: the last
+   * pending query found no more than it sent, and nothing arrived since without being sent.
+   * Only then may a new message go out without a query (offer).
+   */
+  known: boolean
   /** Sent on this connection, PUBACK not yet seen. */
   inFlight: Set<string>
   /** PUBACK seen, `delivered` not yet committed. */
@@ -27,8 +36,25 @@ interface Connection {
   again: boolean
 }
 
+/**
+ * The attributes in the order jsonb keeps an object's keys (shortest first, then bytewise, as
+ * PostgreSQL's lengthCompareJsonbStringValue sorts them), which is the order a read from the
+ * database gives: a message handed over as it committed encodes to the same bytes as its redelivery.
+ */
+function inJsonbOrder (attributes: Record<string, string>): Record<string, string> {
+  const keys = Object.keys(attributes)
+  if (keys.length < 2) return attributes
+  const bytes = new Map(keys.map((k) => [k, Buffer.from(k, 'utf8')]))
+  keys.sort((a, b) => {
+    const x = bytes.get(a) as Buffer
+    const y = bytes.get(b) as Buffer
+    return x.length - y.length || Buffer.compare(x, y)
+  })
+  return Object.fromEntries(keys.map((k) => [k, attributes[k] as string]))
+}
+
 /** The envelope of a downlink message, the same bytes on every (re)delivery (README, "Delivery semantics"). */
-export function downlinkEnvelope (m: MessageRow): Uint8Array {
+export function downlinkEnvelope (m: DownlinkMessage): Uint8Array {
   return encodeEnvelope({
     messageId: m.id,
     kind: 'MESSAGE',
@@ -36,7 +62,7 @@ export function downlinkEnvelope (m: MessageRow): Uint8Array {
     createdAtMs: m.createdAt.getTime(),
     ttlSeconds: m.ttlSeconds,
     payload: m.payload,
-    attributes: m.attributes
+    attributes: inJsonbOrder(m.attributes)
   })
 }
 
@@ -61,7 +87,7 @@ export class Dispatcher {
   }
 
   connected (vin: string, client: Client): void {
-    this.#byVin.set(vin, { client, subscribed: false, inFlight: new Set(), settling: new Set(), draining: false, again: false })
+    this.#byVin.set(vin, { client, subscribed: false, known: false, inFlight: new Set(), settling: new Set(), draining: false, again: false })
   }
 
   disconnected (vin: string, client: Client): void {
@@ -79,7 +105,45 @@ export class Dispatcher {
   notify (vin: string): void {
     const c = this.#byVin.get(vin)
     if (c === undefined || !c.subscribed) return
+    c.known = false
+    this.#wake(vin, c)
+  }
+
+  /**
+   * A message just committed for this vehicle, handed over whole. When everything else the
+   * vehicle has waiting is already on its way and its window has room, it is sent at once,
+   * without a query; otherwise this is a notify (the query keeps priority order).
+   */
+  offer (vin: string, m: DownlinkMessage): void {
+    const c = this.#byVin.get(vin)
+    if (c === undefined || !c.subscribed) return
+    if (!c.known || c.draining || c.inFlight.size >= this.#deps.window) {
+      this.notify(vin)
+      return
+    }
+    c.inFlight.add(m.id)
+    this.#send(vin, c, m).catch((err: unknown) => {
+      c.known = false
+      this.#deps.logger.warn({ err, vin }, 'dispatch failed; retried on the next event')
+    })
+  }
+
+  #wake (vin: string, c: Connection): void {
     this.#drain(vin, c).catch((err: unknown) => this.#deps.logger.warn({ err, vin }, 'dispatch failed; retried on the next event'))
+  }
+
+  /** Publishes a message already counted in c.inFlight; false (and forgotten, and the vehicle no longer `known`) when it could not go out. */
+  async #send (vin: string, c: Connection, m: DownlinkMessage): Promise<boolean> {
+    const bytes = downlinkEnvelope(m)
+    if (!await this.#deps.publishToVehicle(vin, Buffer.from(bytes), m.id)) {
+      c.inFlight.delete(m.id)
+      c.known = false
+      return false
+    }
+    if (this.#debug) this.#deps.logger.debug({ vin, messageId: m.id, clientId: c.client.id }, 'downlink published')
+    this.#deps.transitions.add({ messageId: m.id, vin, status: 'sent', at: new Date(this.#deps.now()), raw: bytes, logId: this.#deps.newId() })
+      .catch((err: unknown) => this.#deps.logger.error({ err, vin, messageId: m.id }, 'sent status not recorded'))
+    return true
   }
 
   /** The vehicle's PUBACK for a message on its down topic [MQTT-4.3.2]. */
@@ -90,10 +154,15 @@ export class Dispatcher {
     c.settling.add(messageId)
     if (this.#debug) this.#deps.logger.debug({ vin, messageId }, 'downlink PUBACK')
     this.#deps.transitions.add({ messageId, vin, status: 'delivered', at: new Date(this.#deps.now()), logId: this.#deps.newId() })
-      .catch((err: unknown) => this.#deps.logger.error({ err, vin, messageId }, 'delivered status not recorded'))
+      .catch((err: unknown) => {
+        // Still pending in the database: the next query sends it again.
+        c.known = false
+        this.#deps.logger.error({ err, vin, messageId }, 'delivered status not recorded')
+      })
       .finally(() => {
         c.settling.delete(messageId)
-        this.notify(vin)
+        // A slot is free: messages left waiting for one go now (nothing waits while all are known to be on their way).
+        if (!c.known && this.#byVin.get(vin) === c) this.#wake(vin, c)
       })
   }
 
@@ -108,20 +177,20 @@ export class Dispatcher {
         c.again = false
         const free = this.#deps.window - c.inFlight.size
         if (free <= 0 || this.#byVin.get(vin) !== c) return
+        c.known = false
         const rows = await this.#deps.store.messages.pending(vin, new Date(this.#deps.now()), free, [...c.inFlight, ...c.settling])
         for (const m of rows) {
           if (this.#byVin.get(vin) !== c) return
-          const bytes = downlinkEnvelope(m)
+          // Handed over (offer) while the query ran: already on its way.
+          if (c.inFlight.has(m.id) || c.settling.has(m.id)) continue
           c.inFlight.add(m.id)
-          if (!await this.#deps.publishToVehicle(vin, Buffer.from(bytes), m.id)) {
-            c.inFlight.delete(m.id)
-            return
-          }
-          if (this.#debug) this.#deps.logger.debug({ vin, messageId: m.id, clientId: c.client.id }, 'downlink published')
-          this.#deps.transitions.add({ messageId: m.id, vin, status: 'sent', at: new Date(this.#deps.now()), raw: bytes, logId: this.#deps.newId() })
-            .catch((err: unknown) => this.#deps.logger.error({ err, vin, messageId: m.id }, 'sent status not recorded'))
+          if (!await this.#send(vin, c, m)) return
         }
-        if (!c.again && rows.length < free) return
+        // Fewer than asked and nothing new meanwhile: all that waits is on its way.
+        if (!c.again && rows.length < free) {
+          c.known = true
+          return
+        }
       }
     } finally {
       c.draining = false

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { GatewayError, type EnvelopeLimits } from '../../../protocol/index.ts'
 import type { EnqueueResult, NewMessage, Store } from '../../../store/index.ts'
+import type { DownlinkMessage } from '../../downlink/dispatcher.ts'
 import type { EventHub } from '../../events/event-hub.ts'
 import { messageProperties, parseMessage, type MessageInput } from '../message-input.ts'
 import { requireMessageId, requireVin } from '../request-values.ts'
@@ -10,8 +11,8 @@ export interface MessageRoutesDeps {
   /** Commits one send (group-committed with concurrent ones, send-batcher.ts); resolves once durable. */
   enqueue: (m: NewMessage) => Promise<EnqueueResult | 'vehicle-not-found'>
   hub: EventHub
-  /** Tells the dispatcher that a vehicle has a new message waiting. */
-  notify: (vin: string) => void
+  /** Hands the dispatcher a message just committed for a vehicle (sent at once when nothing else waits for it). */
+  notify: (vin: string, message: DownlinkMessage) => void
   limits: EnvelopeLimits
   defaultTtlSeconds: number
   maxTtlSeconds: number
@@ -36,20 +37,22 @@ export async function messageRoutes (app: FastifyInstance, deps: MessageRoutesDe
     const { vin } = request.params
     requireVin(vin)
     const m = parseMessage(request.body, deps.limits, deps.defaultTtlSeconds)
+    const id = deps.newId()
+    const createdAt = new Date(deps.now())
     const result = await deps.enqueue({
-      id: deps.newId(),
+      id,
       vin,
       apiKeyId: request.apiKey?.id ?? null,
       idempotencyKey: request.headers['idempotency-key'] ?? null,
       ...m,
-      createdAt: new Date(deps.now()),
+      createdAt,
       logId: deps.newId()
     })
     if (result === 'vehicle-not-found') throw new GatewayError('GW_ERR_VEHICLE_NOT_FOUND', `no vehicle ${vin}: it has never connected; register it with PUT /v1/vehicles/${vin}`)
     request.log.debug({ vin, messageId: result.id, created: result.created, apiKeyId: request.apiKey?.id ?? null }, 'message queued')
     if (result.created) {
       deps.hub.publishRecords(result.logged)
-      deps.notify(vin)
+      deps.notify(vin, { id, type: m.type, createdAt, ttlSeconds: m.ttlSeconds, payload: m.payload, attributes: m.attributes })
     }
     return reply.code(202).send({ id: result.id, status: result.status })
   })
