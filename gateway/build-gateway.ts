@@ -110,6 +110,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     ...(config.redisUrl !== undefined ? { redisUrl: config.redisUrl } : {}),
     crlPath: config.tls.crl,
     overloaded: () => overload.reason() !== null,
+    ...(config.tlsSessions !== undefined ? { tlsSessions: config.tlsSessions } : {}),
     ...(config.clusterSecret !== undefined ? { clusterSecret: config.clusterSecret } : {}),
     tls: {
       ca: fs.readFileSync(config.tls.ca),

@@ -56,6 +56,12 @@ export interface GatewayConfig {
   clusterSecret: string | undefined
   /** Gateway processes sharing the listening ports on this machine (cluster module); more than 1 needs redisUrl. */
   workers: number
+  /**
+   * TLS session resumption (README, "Reconnect storms"): session ticket keys shared through the
+   * database, a new one every ticketRotationMs (0: Node's per-process keys); tickets live lifetimeSeconds.
+   * Undefined: as 0.
+   */
+  tlsSessions?: { ticketRotationMs: number, lifetimeSeconds: number }
 }
 
 export const DEV_CERT_DIR = 'certs/dev'
@@ -104,6 +110,8 @@ export const SETTINGS = {
   maxConnections: { env: 'VGW_MAX_CONNECTIONS', flag: '--max-connections', description: 'TCP connections to the MQTT port at most (default 100000)' },
   maxConnectionsPerAddress: { env: 'VGW_MAX_CONNECTIONS_PER_ADDRESS', flag: '--max-connections-per-address', description: 'TCP connections from one source address at most (default 2000)' },
   handshakeRatePerAddress: { env: 'VGW_HANDSHAKE_RATE_PER_ADDRESS', flag: '--handshake-rate-per-address', description: 'TLS handshakes per second from one source address (default 200)' },
+  tlsTicketRotationMs: { env: 'VGW_TLS_TICKET_ROTATION_MS', flag: '--tls-ticket-rotation-ms', description: 'TLS session ticket key shared by the cluster through the database, replaced every this many ms at the same instant on every gateway; 0: per-process keys (default 43200000: 12 h)' },
+  tlsSessionLifetimeS: { env: 'VGW_TLS_SESSION_LIFETIME_S', flag: '--tls-session-lifetime-s', description: 'seconds a TLS session ticket can be resumed, at most until the next key rotation (default 7200)' },
   tlsHandshakeTimeoutMs: { env: 'VGW_TLS_HANDSHAKE_TIMEOUT_MS', flag: '--tls-handshake-timeout-ms', description: 'a socket that has not completed TLS by then is closed (default 10000)' },
   securityEventsPerMinute: { env: 'VGW_SECURITY_EVENTS_PER_MINUTE', flag: '--security-events-per-minute', description: 'security rows per VIN per minute; the rest are counted in a summary row (default 10)' },
   apiRateLimitPerKey: { env: 'VGW_API_RATE_LIMIT_PER_KEY', flag: '--api-rate-limit-per-key', description: 'REST requests per second per API key (default 5000)' },
@@ -308,6 +316,10 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
     },
     redisUrl,
     clusterSecret,
-    workers
+    workers,
+    tlsSessions: {
+      ticketRotationMs: integer('tlsTicketRotationMs', get('tlsTicketRotationMs'), 43_200_000, 0, 7 * 86_400_000),
+      lifetimeSeconds: integer('tlsSessionLifetimeS', get('tlsSessionLifetimeS'), 7200, 1, 7 * 86_400)
+    }
   }
 }

@@ -14,6 +14,7 @@ import { ExportReader } from './export-reader.ts'
 import { OpsRepository } from './ops-repository.ts'
 import { FeedRepository } from './feed-repository.ts'
 import { WebhookRepository } from './webhook-repository.ts'
+import { TicketKeyRepository } from './ticket-key-repository.ts'
 
 export { startEmbeddedPostgres, runningEmbeddedUrl, lockDataDir, type EmbeddedPostgres } from './embedded-postgres.ts'
 export { SCOPES, isScope, grants, type Scope, type ApiKeyIdentity, type CreatedApiKey, type ApiKeyInfo, type RotatedApiKey, ApiKeyRepository } from './api-key-repository.ts'
@@ -25,6 +26,7 @@ export { ExportReader } from './export-reader.ts'
 export { FeedRepository, FEED_START, encodeFeedCursor, decodeFeedCursor, feedPositionOf, type FeedPosition, type FeedQuery, type FeedPage } from './feed-repository.ts'
 export { WebhookRepository, type Webhook, type WebhookBatch, type LeasedWebhook, type NewWebhook, type WebhookFailure } from './webhook-repository.ts'
 export { CampaignRepository, type NewCampaign, type CreatedCampaign, type CampaignReport } from './campaign-repository.ts'
+export { TicketKeyRepository, TICKET_SECRET_BYTES } from './ticket-key-repository.ts'
 export { OpsRepository, type MessageTraceRows, type TransactionWithCommit } from './ops-repository.ts'
 
 /** Connections per pool; each pool is a bulkhead (docs/architecture.md, "Bulkheads"). */
@@ -74,6 +76,8 @@ export interface Store {
   readonly webhooks: WebhookRepository
   /** Operators' reads: the undelivered gauge, message and transaction traces. */
   readonly ops: OpsRepository
+  /** TLS session ticket secrets shared by a cluster, on the API pool (never on CONNACK's path). */
+  readonly ticketKeys: TicketKeyRepository
   /** The role the pool's connections work as (the app role after migration 0005). */
   currentRole(): Promise<string>
   migrate(): Promise<void>
@@ -112,6 +116,7 @@ export function openStore (opts: StoreOptions): Store {
     feed: new FeedRepository(db.pool),
     webhooks: new WebhookRepository(db.pool),
     ops: new OpsRepository(db.pool),
+    ticketKeys: new TicketKeyRepository(db.pool),
     async currentRole () {
       try {
         return (await db.pool.query<{ r: string }>('SELECT current_user AS r')).rows[0]?.r ?? ''

@@ -9,6 +9,7 @@ import { GuardedConnection } from './packet-size-guard.ts'
 import { SampledLog } from './sampled-log.ts'
 import type { SecurityRecorder } from './security-events.ts'
 import { Revocation } from './revocation.ts'
+import { sessionIdContext } from './session-tickets.ts'
 
 export interface TlsMaterial {
   ca: string | Buffer
@@ -30,7 +31,12 @@ export interface TlsListenerDeps {
   logger: Logger
   /** A verified vehicle: its connection, guarded against oversized packets, goes to the broker. */
   onVehicle: (conn: GuardedConnection, who: DeviceIdentity) => void
+  /** Session tickets with a key shared by the cluster (session-tickets.ts); undefined: Node's per-process keys. */
+  sessions?: { ticketKey: Buffer, lifetimeSeconds: number }
 }
+
+/** What a listener's session resumption is made of; `ticketKey` changes on rotation. */
+interface SessionOptions { sessionIdContext: string, sessionTimeout?: number, ticketKeys?: Buffer }
 
 /**
  * TLS 1.3 suites (all AEAD) first, then TLS 1.2 with ECDHE key exchange and AEAD ciphers
@@ -42,9 +48,12 @@ export const CIPHERS = [
   'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305'
 ].join(':')
 
-/** What a secure context needs, at start and again on each CRL reload (setSecureContext). */
-function contextOptions (material: TlsMaterial, crls: string[]): tls.SecureContextOptions {
-  return { ca: material.ca, cert: material.cert, key: material.key, crl: crls, minVersion: 'TLSv1.2', ciphers: CIPHERS, honorCipherOrder: true }
+/**
+ * What a secure context needs, at start and again on each CRL reload (setSecureContext, which
+ * would otherwise fall back to Node's defaults for the session options).
+ */
+function contextOptions (material: TlsMaterial, crls: string[], sessions: SessionOptions): tls.SecureContextOptions & SessionOptions {
+  return { ca: material.ca, cert: material.cert, key: material.key, crl: crls, minVersion: 'TLSv1.2', ciphers: CIPHERS, honorCipherOrder: true, ...sessions }
 }
 
 /**
@@ -53,13 +62,17 @@ function contextOptions (material: TlsMaterial, crls: string[]): tls.SecureConte
  * Nothing reaches Aedes unverified. Refusals a client can repeat at will are logged
  * sampled (sampled-log.ts); only a certificate from our CA writes into a vehicle's log.
  */
-export function createTlsListener (deps: TlsListenerDeps): { server: tls.Server, revocation: Revocation } {
+export function createTlsListener (deps: TlsListenerDeps): { server: tls.Server, revocation: Revocation, setTicketKey: (key: Buffer) => void } {
   const sampled = new SampledLog(deps.logger)
   const guard = new ConnectionGuard(deps.edge, sampled)
   const authorities = parseAuthorities(deps.tls.ca)
+  const sessions: SessionOptions = {
+    sessionIdContext: sessionIdContext(deps.tls.ca),
+    ...(deps.sessions !== undefined ? { sessionTimeout: deps.sessions.lifetimeSeconds, ticketKeys: deps.sessions.ticketKey } : {})
+  }
   // Node reads one CRL per array element: a file with one per CA (root, intermediate) is split.
   const server = tls.createServer({
-    ...contextOptions(deps.tls, pemBlocks(deps.tls.crl.toString(), 'X509 CRL')),
+    ...contextOptions(deps.tls, pemBlocks(deps.tls.crl.toString(), 'X509 CRL'), sessions),
     requestCert: true,
     // Verified below, so that a refusal can be recorded with its precise reason (expired,
     // revoked, untrusted) instead of a bare handshake alert.
@@ -71,7 +84,7 @@ export function createTlsListener (deps: TlsListenerDeps): { server: tls.Server,
     caPem: deps.tls.ca.toString(),
     logger: deps.logger,
     security: deps.security,
-    applyCrls: (crls) => server.setSecureContext(contextOptions(deps.tls, crls))
+    applyCrls: (crls) => server.setSecureContext(contextOptions(deps.tls, crls, sessions))
   })
   // Runs after tls.Server's own 'connection' listener has wrapped the socket, before it reads a byte.
   server.on('connection', (socket: net.Socket) => guard.admit(socket))
@@ -104,7 +117,11 @@ export function createTlsListener (deps: TlsListenerDeps): { server: tls.Server,
     sampled.close()
     revocation.close()
   })
-  return { server, revocation }
+  const setTicketKey = (key: Buffer): void => {
+    sessions.ticketKeys = key
+    server.setTicketKeys(key)
+  }
+  return { server, revocation, setTicketKey }
 }
 
 type Refused = Extract<IdentityResult, { ok: false }>

@@ -15,6 +15,7 @@ import { DownlinkChannel } from './downlink-channel.ts'
 import { connectionEvent, type RecordContext } from './records.ts'
 import { SecurityRecorder } from './security-events.ts'
 import type { Revocation } from './revocation.ts'
+import { SessionTickets } from './session-tickets.ts'
 import { createTlsListener, type TlsMaterial } from './tls-listener.ts'
 import { handleUplink } from './uplink.ts'
 import { createUplinkGate } from './uplink-gate.ts'
@@ -58,6 +59,8 @@ export interface VehicleEdgeDeps {
   tls: TlsMaterial
   /** The CRL file, reloaded when it changes (revocation.ts). */
   crlPath: string
+  /** TLS session resumption (GatewayConfig.tlsSessions); undefined or rotationMs 0: Node's per-process ticket keys. */
+  tlsSessions?: { ticketRotationMs: number, lifetimeSeconds: number }
 }
 
 export interface VehicleEdge {
@@ -131,7 +134,8 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
   const bus = new ClusterBus(broker)
   await bus.start(deps.observer, deps.redisUrl !== undefined, logger)
 
-  const { server, revocation } = createTlsListener({
+  const tickets = await startSessionTickets(deps, (key) => setTicketKey(key))
+  const { server, revocation, setTicketKey } = createTlsListener({
     tls: deps.tls,
     crlPath: deps.crlPath,
     maxPacketBytes: deps.maxPacketBytes,
@@ -142,7 +146,8 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
     onVehicle: (conn, who) => {
       identities.set(conn, who)
       broker.handle(conn)
-    }
+    },
+    ...(tickets !== null ? { sessions: { ticketKey: tickets.key, lifetimeSeconds: deps.tlsSessions?.lifetimeSeconds ?? 7200 } } : {})
   })
   // A revocation seen here closes the vehicle's session wherever in the cluster it is.
   revocation.onRevoked = (links) => bus.announceRevoked(links)
@@ -178,10 +183,21 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
       await disconnectAll()
       await closed
       security.close()
+      tickets?.rotation.close()
       await new Promise<void>((resolve) => broker.close(() => resolve()))
       await rows.close()
     }
   }
+}
+
+/** Cluster-wide session ticket keys from the database, rotated on schedule; null when turned off. */
+async function startSessionTickets (deps: VehicleEdgeDeps, apply: (key: Buffer) => void): Promise<{ key: Buffer, rotation: SessionTickets } | null> {
+  const rotationMs = deps.tlsSessions?.ticketRotationMs ?? 0
+  if (rotationMs <= 0) return null
+  const rotation = new SessionTickets({
+    store: deps.store.ticketKeys, serverKey: deps.tls.key, rotationMs, apply, logger: deps.logger.child({ part: 'session-tickets' })
+  })
+  return { key: await rotation.start(), rotation }
 }
 
 /** A batch of session rows: a batch's failure is each of its items' (no retry: CONNACK 3 says so at once). */

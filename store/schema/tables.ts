@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm'
-import { customType, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
+import { bigint, customType, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core'
 
 const bytea = customType<{ data: Buffer, driverData: Buffer }>({ dataType: () => 'bytea' })
 
@@ -101,3 +101,11 @@ export const auditLog = pgTable('audit_log', {
   action: text('action').notNull(),
   details: jsonb('details').$type<Record<string, unknown>>().notNull()
 }, (t) => [index('audit_log_at_idx').on(t.at)])
+
+/** TLS session ticket secrets, one per rotation period, shared by a cluster (migration 0012, store/ticket-key-repository.ts). */
+export const tlsTicketKeys = pgTable('tls_ticket_keys', {
+  periodMs: bigint('period_ms', { mode: 'number' }).notNull(),
+  epoch: bigint('epoch', { mode: 'number' }).notNull(),
+  secret: bytea('secret').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true, precision: 6 }).notNull().default(sql`now()`)
+}, (t) => [primaryKey({ columns: [t.periodMs, t.epoch] })])
