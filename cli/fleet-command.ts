@@ -20,6 +20,8 @@ interface FleetFlags {
   inFlight: string
   uplinksAfterConnect?: boolean
   lean?: boolean
+  /** commander's --no-session-resumption: false when given. */
+  sessionResumption?: boolean
   ackDelay: string
   rejectShare: string
   downlinkRate: string
@@ -84,6 +86,7 @@ export function fleetOptionsFrom (flags: FleetFlags): FleetOptions {
     inFlight: positive('in-flight', flags.inFlight, { integer: true, min: 1 }),
     uplinksAfterConnect: flags.uplinksAfterConnect === true,
     lean: flags.lean === true,
+    resumeSessions: flags.sessionResumption !== false,
     ackDelayMs: parseRange('ack-delay', flags.ackDelay),
     rejectShare,
     downlinkRate: positive('downlink-rate', flags.downlinkRate),
@@ -118,6 +121,7 @@ export function addFleetCommand (program: Command): void {
     .option('--payload-bytes <n>', 'payload bytes per uplink', String(d.payloadBytes))
     .option('--in-flight <n>', 'unacknowledged uplinks per vehicle at most', String(d.inFlight))
     .option('--lean', 'publish-only vehicles on raw MQTT packets, lighter per message; no downlinks (throughput benchmarks)')
+    .option('--no-session-resumption', 'reconnect with a full TLS handshake every time instead of resuming with the last session ticket')
     .option('--uplinks-after-connect', 'hold uplinks until every vehicle is connected (up to 60 s past the connect ramp): measures the steady state')
     .option('--ack-delay <range>', 'think time before a vehicle ACKs a message', '50ms..2s')
     .option('--reject-share <share>', 'share of messages answered REJECTED', String(d.rejectShare))

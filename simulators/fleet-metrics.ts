@@ -42,6 +42,8 @@ export function percentiles (h: hdr.Histogram): Percentiles {
 export interface FleetCounters {
   connected: number
   connects: number
+  /** Of `connects`, those whose TLS handshake resumed a session (a ticket from an earlier connection). */
+  resumedConnects: number
   connectFailures: number
   disconnects: number
   uplinkSent: number
@@ -55,7 +57,7 @@ export interface FleetCounters {
 }
 
 export const zeroCounters = (): FleetCounters => ({
-  connected: 0, connects: 0, connectFailures: 0, disconnects: 0, uplinkSent: 0, uplinkAcked: 0, uplinkQueued: 0,
+  connected: 0, connects: 0, resumedConnects: 0, connectFailures: 0, disconnects: 0, uplinkSent: 0, uplinkAcked: 0, uplinkQueued: 0,
   downlinkReceived: 0, downlinkDuplicates: 0, acksSent: 0, rejectsSent: 0, errorNotices: 0
 })
 

@@ -26,6 +26,8 @@ export interface FleetOptions {
   uplinksAfterConnect: boolean
   /** Publish-only vehicles on raw MQTT packets (LeanVehicle): a lighter load generator for throughput benchmarks; no downlinks. */
   lean: boolean
+  /** Vehicles reconnect with their last TLS session ticket (resumed handshakes, as a real unit would); false: a full handshake every time. */
+  resumeSessions: boolean
   ackDelayMs: [number, number]
   rejectShare: number
   /** Downlinks per second sent through the REST API to random vehicles. */
@@ -61,6 +63,7 @@ export const defaultFleetOptions = (): FleetOptions => ({
   inFlight: 1,
   uplinksAfterConnect: false,
   lean: false,
+  resumeSessions: true,
   ackDelayMs: [50, 2000],
   rejectShare: 0.05,
   downlinkRate: 5,

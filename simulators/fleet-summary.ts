@@ -13,7 +13,7 @@ export function progressText (p: Progress): string {
   const rate = (x: number): string => n(Math.round(x / Math.max(1, p.elapsedSeconds)))
   return [
     `vgw fleet  ${p.elapsedSeconds.toFixed(0)} s`,
-    `  vehicles   connected ${n(c.connected)}/${n(p.target)}   connects ${n(c.connects)}   drops ${n(c.disconnects)}   failed connects ${n(c.connectFailures)}`,
+    `  vehicles   connected ${n(c.connected)}/${n(p.target)}   connects ${n(c.connects)} (${n(c.resumedConnects)} resumed)   drops ${n(c.disconnects)}   failed connects ${n(c.connectFailures)}`,
     `  uplinks    sent ${n(c.uplinkSent)}   acked ${n(c.uplinkAcked)} (${rate(c.uplinkAcked)}/s)   p50 ${p.latencyMs.uplinkP50.toFixed(1)} ms   p99 ${p.latencyMs.uplinkP99.toFixed(1)} ms`,
     `  downlinks  posted ${n(p.downlinks.posted)}   received ${n(p.downlinks.received)}   delivered ${n(p.downlinks.delivered)}   acked ${n(p.downlinks.acknowledged)}   POST failed ${n(p.downlinks.postFailed)}`,
     `  errors     ${errorsLine(p.errors)}`
@@ -30,7 +30,7 @@ export function summaryText (r: FleetReport): string {
     '',
     `Fleet run: scenario ${r.scenario}, ${n(r.vehicles)} vehicles on ${r.workers} worker(s), ${r.durationSeconds.toFixed(1)} s`,
     `  certificates ${r.certSeconds.toFixed(1)} s, registration ${r.registerSeconds.toFixed(1)} s, load generator CPU ${r.loadGenerator.cpuSeconds.toFixed(1)} s (${r.loadGenerator.cpuPercentOfOneCore}% of one core)`,
-    `  connects ${n(r.counters.connects)}, drops ${n(r.counters.disconnects)}, failed connects ${n(r.counters.connectFailures)}, connected at the end ${n(r.counters.connected)}`,
+    `  connects ${n(r.counters.connects)} (${n(r.counters.resumedConnects)} resumed TLS sessions), drops ${n(r.counters.disconnects)}, failed connects ${n(r.counters.connectFailures)}, connected at the end ${n(r.counters.connected)}`,
     `  uplinks sent ${n(r.counters.uplinkSent)}, acknowledged ${n(r.counters.uplinkAcked)} (${n(r.rates.uplinkAckedPerSecond)}/s), ACKs sent ${n(r.counters.acksSent)} (${n(r.counters.rejectsSent)} REJECTED)`,
     `  downlinks posted ${n(r.downlinks.posted)} (${n(r.rates.downlinkPostedPerSecond)}/s), received ${n(r.downlinks.received)} (+${n(r.counters.downlinkDuplicates)} duplicates), delivered ${n(r.downlinks.delivered)}, acknowledged ${n(r.downlinks.acknowledged)}, POST failed ${n(r.downlinks.postFailed)}`,
     `  errors: ${errorsLine(r.errors)}`,

@@ -47,6 +47,8 @@ export class LeanVehicle implements FleetVehicle {
   #nextPacketId = 0
   readonly #inFlight = new Map<number, Outgoing>()
   readonly #queue: Outgoing[] = []
+  /** The last TLS session ticket the server sent: the next connection resumes with it. */
+  #session: Buffer | undefined
 
   constructor (vin: string, market: string, creds: FleetCredentials, behaviour: VehicleBehaviour, sinks: VehicleSinks) {
     this.vin = vin
@@ -114,8 +116,9 @@ export class LeanVehicle implements FleetVehicle {
     const port = Number(url.port === '' ? (secure ? 8883 : 1883) : url.port)
     this.#connectStarted = nowMicros()
     const socket = secure
-      ? tls.connect({ host: url.hostname, port, ca: this.#b.ca, key: this.#creds.key, cert: this.#creds.cert, servername: net.isIP(url.hostname) === 0 ? url.hostname : undefined })
+      ? tls.connect({ host: url.hostname, port, ca: this.#b.ca, key: this.#creds.key, cert: this.#creds.cert, servername: net.isIP(url.hostname) === 0 ? url.hostname : undefined, session: this.#session })
       : net.connect({ host: url.hostname, port })
+    if (secure && this.#b.resumeSessions !== false) socket.on('session', (session: Buffer) => { this.#session = session })
     socket.setNoDelay(true)
     this.#socket = socket
     const packets = parser({ protocolVersion: 4 })
@@ -138,6 +141,7 @@ export class LeanVehicle implements FleetVehicle {
       }
       this.#open = true
       this.#s.counters.connects++
+      if ((this.#socket as Partial<tls.TLSSocket> | null)?.isSessionReused?.() === true) this.#s.counters.resumedConnects++
       this.#s.counters.connected++
       this.#s.connectHist.recordValue(Math.max(1, nowMicros() - this.#connectStarted))
       this.#attempt = 0

@@ -134,7 +134,8 @@ export async function runFleet (opts: FleetOptions, hooks: FleetHooks = {}): Pro
         payloadBytes: opts.payloadBytes,
         inFlight: opts.inFlight,
         ackDelayMs: opts.ackDelayMs,
-        rejectShare: opts.rejectShare
+        rejectShare: opts.rejectShare,
+        resumeSessions: opts.resumeSessions
       },
       certDir: opts.certDir,
       vehicles: slice,

@@ -1,4 +1,5 @@
 import mqtt, { type MqttClient } from 'mqtt'
+import type { TLSSocket } from 'node:tls'
 import { encodeEnvelope, newUuidV7, parseEnvelope, type EnvelopeInput } from '../protocol/index.ts'
 import type { FleetCredentials } from './fleet-certs.ts'
 import { nowMicros, type FleetCounters } from './fleet-metrics.ts'
@@ -16,6 +17,8 @@ export interface VehicleBehaviour {
   inFlight: number
   ackDelayMs: [number, number]
   rejectShare: number
+  /** Reconnect with the last TLS session ticket (a resumed, cheaper handshake); default true. */
+  resumeSessions?: boolean
 }
 
 export interface VehicleSinks {
@@ -161,9 +164,11 @@ export class SimulatedVehicle implements FleetVehicle {
       connectTimeout: 30_000
     })
     this.#client = client
+    this.#keepTickets(client)
     client.on('connect', () => {
       this.#open = true
       this.#s.counters.connects++
+      if ((client.stream as Partial<TLSSocket>).isSessionReused?.() === true) this.#s.counters.resumedConnects++
       this.#s.counters.connected++
       this.#s.connectHist.recordValue(Math.max(1, nowMicros() - this.#connectStarted))
       this.#attempt = 0
@@ -198,8 +203,18 @@ export class SimulatedVehicle implements FleetVehicle {
       if (!this.#wantOnline || this.#client === null) return
       this.#connectStarted = nowMicros()
       this.#client.reconnect()
+      this.#keepTickets(this.#client)
     }, delayMs)
     this.#reconnectTimer.unref()
+  }
+
+  /**
+   * mqtt.js builds each reconnection's TLS socket from client.options: the last ticket the
+   * gateway sent goes there, so the next handshake resumes the session.
+   */
+  #keepTickets (client: MqttClient): void {
+    if (this.#b.resumeSessions === false) return
+    (client.stream as MqttClient['stream'] | undefined)?.on('session', (session: Buffer) => { Object.assign(client.options, { session }) })
   }
 
   #enqueue (e: EnvelopeInput): void {

@@ -88,7 +88,10 @@ for (const scenario of SCENARIOS) {
     t.same(report.errors, {}, 'no errors')
     t.equal(report.downlinks.postFailed, 0)
     t.match(report.verification, { ok: true })
-    if (scenario === 'reconnect-storm') t.ok(report.counters.connects >= 24, `every vehicle reconnected (${report.counters.connects} connects)`)
+    if (scenario === 'reconnect-storm') {
+      t.ok(report.counters.connects >= 24, `every vehicle reconnected (${report.counters.connects} connects)`)
+      t.equal(report.counters.resumedConnects, report.counters.connects - 12, 'every reconnection resumed its TLS session, none the first')
+    }
     if (scenario === 'offline-fleet') t.ok(report.counters.disconnects >= 6, `half went offline (${report.counters.disconnects} drops)`)
   })
 }
@@ -116,7 +119,15 @@ t.test('a lean fleet under flaky-network sends again what a dropped socket lost,
     vehicles: 10, durationMs: 4000, uplinkRatePerVehicle: 20, inFlight: 5, downlinkRate: 0, lean: true, scenario: 'flaky-network', flakyShare: 0.4
   }))
   t.ok(report.counters.disconnects > 0, `${report.counters.disconnects} sockets dropped`)
+  t.ok(report.counters.resumedConnects > 0, `lean vehicles resume their TLS sessions when they reconnect (${report.counters.resumedConnects} of ${report.counters.connects})`)
   t.match(report.verification, { ok: true, mismatches: [] })
+})
+
+t.test('--no-session-resumption: a reconnect storm makes full handshakes only', async (t) => {
+  const gw = await startTestGateway(t)
+  const report = await runFleet(options(gw, { scenario: 'reconnect-storm', durationMs: 4000, resumeSessions: false, downlinkRate: 0 }))
+  t.ok(report.counters.connects >= 24, `every vehicle reconnected (${report.counters.connects} connects)`)
+  t.equal(report.counters.resumedConnects, 0, 'none resumed')
 })
 
 t.test('usage errors exit with 2 and say what is wrong', async (t) => {
