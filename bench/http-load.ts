@@ -19,6 +19,8 @@ export interface LoadTally {
   /** Requests sent, and over how long (open loop: longer than asked when this process could not keep the rate). */
   sent: number
   loadSeconds: number
+  /** Open loop: the most requests that waited in this process for a free connection at once. */
+  peakWaiting: number
   /** From the window's opening to its close (open loop: the drain included). */
   seconds: number
   /** This process's CPU over the window, % of one core: the load generator. */
@@ -71,7 +73,7 @@ export class SendClient {
 }
 
 function newTally (): LoadTally {
-  return { accepted: 0, byStatus: {}, shed: { count: 0, withRetryAfter: 0, withOverloadedCode: 0 }, failed: {}, acceptedMs: [], shedMs: [], sent: 0, loadSeconds: 0, seconds: 0, loadGeneratorCpuPercent: 0 }
+  return { accepted: 0, byStatus: {}, shed: { count: 0, withRetryAfter: 0, withOverloadedCode: 0 }, failed: {}, acceptedMs: [], shedMs: [], sent: 0, loadSeconds: 0, peakWaiting: 0, seconds: 0, loadGeneratorCpuPercent: 0 }
 }
 
 function record (t: LoadTally, a: Answer, ms: number): void {
@@ -148,7 +150,7 @@ export async function closedLoop (client: SendClient, vins: string[], clients: n
  * connection in this process counts as waiting. Answers are awaited up to `drainMs` after the
  * last request; what is still unanswered then counts as failed ('UNANSWERED').
  */
-export async function openLoop (client: SendClient, vins: string[], rate: number, measureMs: number, drainMs: number, w: Window = {}): Promise<LoadTally> {
+export async function openLoop (client: SendClient, vins: string[], rate: number, measureMs: number, drainMs: number, connections: number, w: Window = {}): Promise<LoadTally> {
   const t = newTally()
   const total = Math.round(rate * measureMs / 1000)
   const openedAt = now()
@@ -166,6 +168,7 @@ export async function openLoop (client: SendClient, vins: string[], rate: number
         .finally(() => pending.delete(p))
       pending.add(p)
     }
+    t.peakWaiting = Math.max(t.peakWaiting, pending.size - connections)
     await new Promise((resolve) => setTimeout(resolve, 5))
   }
   t.sent = total
