@@ -14,11 +14,13 @@ import pg from 'pg'
 import pino from 'pino'
 import { v7 as uuidv7 } from 'uuid'
 import { decodeEnvelope, defaultEnvelopeLimits, encodeEnvelope } from '../protocol/index.ts'
+import { newUuidV7 } from '../protocol/uuid-v7.ts'
 import { openStore, type TransactionRecord } from '../store/index.ts'
 import { CommitBatcher } from '../gateway/commit-batcher.ts'
 import { acceptedUplink, type RecordContext } from '../gateway/edge/records.ts'
 import type { DeviceIdentity } from '../gateway/edge/device-identity.ts'
 import { benchDatabase } from './bench-database.ts'
+import { copyAppend } from './append-copy.ts'
 
 const rows = Number(process.argv[2] ?? 200_000)
 const callers = Number(process.argv[3] ?? 1200)
@@ -77,9 +79,17 @@ await probe.end()
 
 const logger = pino({ level: 'warn' })
 let counter = 0
-const ctx: RecordContext = { now: () => Date.now(), newId: uuidv7 }
+// The gateway's id source (pooled random bytes), as build-gateway.ts uses it.
+const ctx: RecordContext = { now: () => Date.now(), newId: newUuidV7 }
+// APPEND_BENCH_MODE=copy: binary COPY into a temporary staging table, then INSERT … SELECT (bench/append-copy.ts).
+const copyPool = new pg.Pool({ connectionString: url, max: 8 })
+// Its idle connections end with the server at the end of the run: not an error of the bench.
+copyPool.on('error', () => undefined)
+const append = process.env.APPEND_BENCH_MODE === 'copy'
+  ? async (records: TransactionRecord[]): Promise<void> => { await copyAppend(copyPool, records) }
+  : async (records: TransactionRecord[]): Promise<void> => { await store.transactions.append(records) }
 const log = new CommitBatcher<TransactionRecord>({
-  commit: async (records) => { await store.transactions.append(records) },
+  commit: append,
   maxSize: batch,
   maxDelayMs: 5,
   maxConcurrent: 4,
@@ -136,6 +146,7 @@ console.log(JSON.stringify({
   callers,
   batch,
   dropped: process.env.APPEND_BENCH_DROP ?? '',
+  mode: process.env.APPEND_BENCH_MODE ?? 'store',
   rowsPerSecond: Math.round(done / seconds),
   gatewayUsPerRow: Number(((cpu.user + cpu.system) / done).toFixed(1)),
   postgresUsPerRow: Number((pgMs * 1000 / done).toFixed(1)),
@@ -143,5 +154,6 @@ console.log(JSON.stringify({
   sink: sink > 0
 }))
 await log.close()
+await copyPool.end()
 await store.close()
 await stop()
