@@ -144,7 +144,8 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     notify: (vin, message) => {
       // Straight to this gateway's dispatcher (no query when the vehicle has nothing else waiting);
       // in a cluster every gateway, this one too, also hears of it: the vehicle may be connected to another.
-      dispatch.offer(vin, message)
+      if (message === undefined) dispatch.notify(vin)
+      else dispatch.offer(vin, message)
       if (config.redisUrl !== undefined) edge.announceDownlink(vin)
     },
     announceCampaign: (campaignId) => edge.announceCampaign(campaignId),

@@ -1,4 +1,5 @@
 import type pg from 'pg'
+import { GatewayError } from '../protocol/index.ts'
 import { translateError } from './store-errors.ts'
 import type { TransactionRecord } from './transaction-log.ts'
 import { inTransaction } from './in-transaction.ts'
@@ -96,6 +97,8 @@ WITH input AS (
   WHERE m.id = i.message_id AND m.vin = i.vin
     AND m.status NOT IN ('acknowledged', 'expired', 'failed')
     AND (${rank('i.status')} > ${rank('m.status')} OR (i.status = 'sent' AND m.status = 'sent'))
+    -- A batch retried after its answer was lost: its log rows are there, so its transitions are too.
+    AND NOT EXISTS (SELECT 1 FROM transactions t WHERE t.vin = i.vin AND t.occurred_at = i.at AND t.id = i.log_id)
   RETURNING m.*, i.at AS t_at, i.raw AS t_raw, i.log_id AS t_log_id, i.status AS t_status
 )
 INSERT INTO transactions (${LOG_COLUMNS})
@@ -161,6 +164,7 @@ export class MessageRepository {
   async enqueue (m: NewMessage): Promise<EnqueueResult | 'vehicle-not-found'> {
     const [result] = await this.enqueueMany([m])
     if (result === undefined) throw new Error('enqueueMany answered nothing for one message')
+    if (result instanceof GatewayError) throw result
     return result
   }
 
@@ -171,18 +175,26 @@ export class MessageRepository {
    * unique index makes that hold for racing requests and within one batch too. Answers one
    * result per message, in order.
    */
-  async enqueueMany (ms: readonly NewMessage[]): Promise<Array<EnqueueResult | 'vehicle-not-found'>> {
+  async enqueueMany (ms: readonly NewMessage[]): Promise<Array<EnqueueResult | 'vehicle-not-found' | GatewayError>> {
+    let rows: Row[]
     try {
-      const { rows } = await this.#pool.query<Row>({ name: 'vgw_enqueue', text: ENQUEUE_SQL, values: enqueueColumns(ms) })
-      const logged = new Map(rows.map((r) => [r.message_id, fromRow(r)]))
-      const results = ms.map((m): EnqueueResult | null => {
-        const row = logged.get(m.id)
-        return row === undefined ? null : { id: m.id, status: 'queued', created: true, logged: [row] }
-      })
-      if (logged.size === ms.length) return results as EnqueueResult[]
-      return await this.#notCreated(ms, results)
+      rows = (await this.#pool.query<Row>({ name: 'vgw_enqueue', text: ENQUEUE_SQL, values: enqueueColumns(ms) })).rows
     } catch (err) {
       throw translateError(err)
+    }
+    const logged = new Map(rows.map((r) => [r.message_id, fromRow(r)]))
+    const results = ms.map((m): EnqueueResult | null => {
+      const row = logged.get(m.id)
+      return row === undefined ? null : { id: m.id, status: 'queued', created: true, logged: [row] }
+    })
+    if (logged.size === ms.length) return results as EnqueueResult[]
+    try {
+      return await this.#notCreated(ms, results)
+    } catch (err) {
+      // The insert has committed: the sends it stored keep their answer, only the others fail
+      // (a retry with the same key then answers the stored id).
+      const failed = translateError(err)
+      return results.map((r) => r ?? failed)
     }
   }
 
@@ -190,7 +202,7 @@ export class MessageRepository {
    * Sends that made no row: their key was used before (or by a racing send that committed
    * first), or their vehicle is unknown. Both are read after the insert committed.
    */
-  async #notCreated (ms: readonly NewMessage[], results: ReadonlyArray<EnqueueResult | null>): Promise<Array<EnqueueResult | 'vehicle-not-found'>> {
+  async #notCreated (ms: readonly NewMessage[], results: ReadonlyArray<EnqueueResult | null>): Promise<Array<EnqueueResult | 'vehicle-not-found' | GatewayError>> {
     const missing = ms.filter((_, i) => results[i] === null)
     const keyed = missing.filter((m) => m.idempotencyKey !== null)
     const existing = new Map<string, { id: string, status: MessageStatus }>()
@@ -207,7 +219,7 @@ export class MessageRepository {
       const row = m.idempotencyKey === null ? undefined : existing.get(`${m.apiKeyId ?? ''}\n${m.idempotencyKey}`)
       if (row !== undefined) return { id: row.id, status: row.status, created: false, logged: [] }
       if (!vins.has(m.vin)) return 'vehicle-not-found'
-      throw new Error('idempotency conflict without a row')
+      return new GatewayError('GW_ERR_INTERNAL', 'idempotency conflict without a row')
     })
   }
 

@@ -36,7 +36,8 @@ export interface DisconnectRow {
 const UPSERT_CONNECTS = `INSERT INTO vehicles AS v (vin, market, cert_fingerprint, first_seen_at, last_seen_at, last_connected_at)
   SELECT u.vin, u.market, u.fp, u.at, u.at, u.at FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS u(vin, market, fp, at)
   ON CONFLICT (vin) DO UPDATE SET market = coalesce(excluded.market, v.market), cert_fingerprint = excluded.cert_fingerprint,
-    last_seen_at = excluded.last_seen_at, last_connected_at = excluded.last_connected_at`
+    last_seen_at = excluded.last_seen_at, last_connected_at = excluded.last_connected_at
+  WHERE v.last_connected_at IS NULL OR v.last_connected_at <= excluded.last_connected_at`
 const UPDATE_DISCONNECTS = `UPDATE vehicles AS v SET last_seen_at = u.at, last_disconnected_at = u.at
   FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS u(vin, at, since)
   WHERE v.vin = u.vin AND v.last_connected_at = u.since`
@@ -63,7 +64,9 @@ export class VehicleRepository {
       const seen = latest.get(r.vin)
       if (seen === undefined || seen.at.getTime() <= r.at.getTime()) latest.set(r.vin, r)
     }
-    const unique = [...latest.values()]
+    // In VIN order, so that two batches committing at once lock their rows in the same order (no deadlock);
+    // a batch that reaches a VIN after a newer connect of it changes nothing (the WHERE above).
+    const unique = [...latest.values()].sort((a, b) => (a.vin < b.vin ? -1 : a.vin > b.vin ? 1 : 0))
     try {
       await this.#commitPool.query(UPSERT_CONNECTS, [unique.map((r) => r.vin), unique.map((r) => r.market), unique.map((r) => r.certFingerprint), unique.map((r) => r.at)])
     } catch (err) {
@@ -93,7 +96,8 @@ export class VehicleRepository {
   }
 
   /** recordDisconnect for a batch, in one statement. */
-  async recordDisconnects (rows: readonly DisconnectRow[]): Promise<void> {
+  async recordDisconnects (unordered: readonly DisconnectRow[]): Promise<void> {
+    const rows = [...unordered].sort((a, b) => (a.vin < b.vin ? -1 : a.vin > b.vin ? 1 : 0))
     try {
       await this.#commitPool.query(UPDATE_DISCONNECTS, [rows.map((r) => r.vin), rows.map((r) => r.at), rows.map((r) => r.sessionConnectedAt)])
     } catch (err) {

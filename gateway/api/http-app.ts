@@ -3,7 +3,7 @@ import websocket from '@fastify/websocket'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { EnvelopeLimits } from '../../protocol/index.ts'
-import type { NewMessage, Store } from '../../store/index.ts'
+import type { EnqueueResult, NewMessage, Store } from '../../store/index.ts'
 import type { ConnectionRegistry } from '../edge/connections.ts'
 import type { GatewayConfig } from '../config.ts'
 import type { EventHub } from '../events/event-hub.ts'
@@ -41,7 +41,8 @@ export interface HttpAppDeps extends HealthDeps {
   limits: EnvelopeLimits
   downlink: { defaultTtlSeconds: number, maxTtlSeconds: number }
   /** A send committed: the message, for the dispatcher (and, in a cluster, every gateway told). */
-  notify: (vin: string, message: DownlinkMessage) => void
+  /** A message waits for this vehicle: handed over whole when just committed, or only named (its row is read back). */
+  notify: (vin: string, message?: DownlinkMessage) => void
   announceCampaign: (campaignId: string) => void
   clustered: boolean
   /** REST bounds: rate limits, key cache, page bytes, campaign recipients, streams. */
@@ -97,7 +98,7 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
   await app.register(healthRoutes, { notReadyReason: deps.notReadyReason })
   await app.register(vehicleRoutes, { store: deps.store, connections: deps.connections, now: deps.now, clustered: deps.clustered, pageMaxBytes: deps.api.pageMaxBytes })
   const messageDeps = { store: deps.store, hub: deps.hub, limits: deps.limits, ...deps.downlink, now: deps.now, newId: deps.newId }
-  const sends = new SendBatcher({ commit: async (ms: NewMessage[]) => await deps.store.messages.enqueueMany(ms), maxSize: SEND_BATCH_MAX, maxConcurrent: deps.api.sendConcurrency })
+  const sends = new SendBatcher<NewMessage, EnqueueResult | 'vehicle-not-found'>({ commit: async (ms: NewMessage[]) => await deps.store.messages.enqueueMany(ms), maxSize: SEND_BATCH_MAX, maxConcurrent: deps.api.sendConcurrency })
   deps.overload?.watchQueue(() => sends.waiting)
   await app.register(messageRoutes, { ...messageDeps, enqueue: (m) => sends.add(m), notify: deps.notify })
   await app.register(campaignRoutes, { ...messageDeps, announceCampaign: deps.announceCampaign, maxRecipients: deps.api.campaignMaxRecipients })

@@ -1,8 +1,11 @@
 import { GatewayError } from '../../protocol/index.ts'
 
 export interface SendBatcherOptions<I, R> {
-  /** Commits a batch and answers one result per item, in order; resolves only once it is durable. */
-  commit: (items: I[]) => Promise<R[]>
+  /**
+   * Commits a batch and answers one result per item, in order; resolves only once it is durable.
+   * An Error in place of a result fails that item alone (the others committed).
+   */
+  commit: (items: I[]) => Promise<Array<R | Error>>
   /** Items in one statement at most. */
   maxSize: number
   /** Batches committing at once (each holds one connection of the API pool). */
@@ -70,7 +73,7 @@ export class SendBatcher<I, R> {
   }
 
   async #commit (batch: Array<Waiting<I, R>>): Promise<void> {
-    let results: R[]
+    let results: Array<R | Error>
     try {
       results = await this.#opts.commit(batch.map((w) => w.item))
     } catch (err) {
@@ -84,9 +87,12 @@ export class SendBatcher<I, R> {
       await this.#commit(batch.slice(half))
       return
     }
+    // An Error among the results failed that send alone, after the statement committed the others.
     batch.forEach((w, i) => {
-      if (i < results.length) w.resolve(results[i] as R)
-      else w.reject(new Error('the batch answered fewer results than it held'))
+      const result = results[i]
+      if (i >= results.length) w.reject(new Error('the batch answered fewer results than it held'))
+      else if (result instanceof Error) w.reject(result)
+      else w.resolve(result as R)
     })
   }
 }

@@ -19,6 +19,9 @@ export interface DispatcherDeps {
 /** What a downlink's envelope is made of: a row read back, or a send handed over as it committed. */
 export type DownlinkMessage = Pick<MessageRow, 'id' | 'type' | 'createdAt' | 'ttlSeconds' | 'payload' | 'attributes'>
 
+/** How long "everything waiting is on its way" is trusted without a query. */
+const KNOWN_FOR_MS = 10_000
+
 interface Connection {
   client: Client
   subscribed: boolean
@@ -28,6 +31,8 @@ interface Connection {
    * Only then may a new message go out without a query (offer).
    */
   known: boolean
+  /** When `known` was last established: it is trusted for KNOWN_FOR_MS only (see there). */
+  knownAt: number
   /** Sent on this connection, PUBACK not yet seen. */
   inFlight: Set<string>
   /** PUBACK seen, `delivered` not yet committed. */
@@ -87,7 +92,7 @@ export class Dispatcher {
   }
 
   connected (vin: string, client: Client): void {
-    this.#byVin.set(vin, { client, subscribed: false, known: false, inFlight: new Set(), settling: new Set(), draining: false, again: false })
+    this.#byVin.set(vin, { client, subscribed: false, known: false, knownAt: 0, inFlight: new Set(), settling: new Set(), draining: false, again: false })
   }
 
   disconnected (vin: string, client: Client): void {
@@ -117,7 +122,8 @@ export class Dispatcher {
   offer (vin: string, m: DownlinkMessage): void {
     const c = this.#byVin.get(vin)
     if (c === undefined || !c.subscribed) return
-    if (!c.known || c.draining || c.inFlight.size >= this.#deps.window) {
+    if (c.inFlight.has(m.id) || c.settling.has(m.id)) return
+    if (!this.#isKnown(c) || c.draining || c.inFlight.size >= this.#deps.window) {
       this.notify(vin)
       return
     }
@@ -126,6 +132,16 @@ export class Dispatcher {
       c.known = false
       this.#deps.logger.warn({ err, vin }, 'dispatch failed; retried on the next event')
     })
+  }
+
+  /**
+   * `known` rests on every new message reaching this dispatcher (an offer, a notify from the
+   * bus or a campaign). A wake-up lost on the way (a Redis hiccup, a failed campaign lookup)
+   * would otherwise leave a message waiting until the vehicle reconnects; trusting `known`
+   * for a few seconds only makes the next offer or PUBACK after that query again.
+   */
+  #isKnown (c: Connection): boolean {
+    return c.known && this.#deps.now() - c.knownAt < KNOWN_FOR_MS
   }
 
   #wake (vin: string, c: Connection): void {
@@ -162,7 +178,7 @@ export class Dispatcher {
       .finally(() => {
         c.settling.delete(messageId)
         // A slot is free: messages left waiting for one go now (nothing waits while all are known to be on their way).
-        if (!c.known && this.#byVin.get(vin) === c) this.#wake(vin, c)
+        if (!this.#isKnown(c) && this.#byVin.get(vin) === c) this.#wake(vin, c)
       })
   }
 
@@ -189,6 +205,7 @@ export class Dispatcher {
         // Fewer than asked and nothing new meanwhile: all that waits is on its way.
         if (!c.again && rows.length < free) {
           c.known = true
+          c.knownAt = this.#deps.now()
           return
         }
       }

@@ -12,7 +12,8 @@ export interface MessageRoutesDeps {
   enqueue: (m: NewMessage) => Promise<EnqueueResult | 'vehicle-not-found'>
   hub: EventHub
   /** Hands the dispatcher a message just committed for a vehicle (sent at once when nothing else waits for it). */
-  notify: (vin: string, message: DownlinkMessage) => void
+  /** A message waits for this vehicle: handed over whole when just committed, or only named (its row is read back). */
+  notify: (vin: string, message?: DownlinkMessage) => void
   limits: EnvelopeLimits
   defaultTtlSeconds: number
   maxTtlSeconds: number
@@ -53,6 +54,9 @@ export async function messageRoutes (app: FastifyInstance, deps: MessageRoutesDe
     if (result.created) {
       deps.hub.publishRecords(result.logged)
       deps.notify(vin, { id, type: m.type, createdAt, ttlSeconds: m.ttlSeconds, payload: m.payload, attributes: m.attributes })
+    } else {
+      // A retried send: its first attempt may have committed without reaching the dispatcher.
+      deps.notify(vin)
     }
     return reply.code(202).send({ id: result.id, status: result.status })
   })
