@@ -121,7 +121,7 @@ export const SETTINGS = {
   campaignMaxRecipients: { env: 'VGW_CAMPAIGN_MAX_RECIPIENTS', flag: '--campaign-max-recipients', description: 'vehicles one campaign may name (default 100000)' },
   streamMaxPerKey: { env: 'VGW_STREAM_MAX_PER_KEY', flag: '--stream-max-per-key', description: 'WebSocket streams open at once per API key (default 10)' },
   apiSendConcurrency: { env: 'VGW_API_SEND_CONCURRENCY', flag: '--api-send-concurrency', description: 'REST send statements committing at once, each carrying the sends that waited for it (default 4; at most the API pool size)' },
-  overloadMaxDbQueue: { env: 'VGW_OVERLOAD_MAX_DB_QUEUE', flag: '--overload-max-db-queue', description: 'REST requests waiting for a database connection or send slot, at most; past it requests get 503 GW_ERR_OVERLOADED and new vehicles CONNACK 3 (default 500)' },
+  overloadMaxDbQueue: { env: 'VGW_OVERLOAD_MAX_DB_QUEUE', flag: '--overload-max-db-queue', description: 'waiters for an API-pool connection (REST requests, dispatcher reads) plus sends waiting for a send slot, at most; past it requests get 503 GW_ERR_OVERLOADED and new vehicles CONNACK 3 (default 500)' },
   overloadMaxEventLoopDelayMs: { env: 'VGW_OVERLOAD_MAX_EVENT_LOOP_DELAY_MS', flag: '--overload-max-event-loop-delay-ms', description: 'mean event-loop delay in ms over the last 250 ms, at most, before shedding as above (default 200; 0: not checked)' },
   overloadRetryAfterS: { env: 'VGW_OVERLOAD_RETRY_AFTER_S', flag: '--overload-retry-after-s', description: 'Retry-After of a 503 GW_ERR_OVERLOADED, in seconds (default 1)' },
   streamPingMs: { env: 'VGW_STREAM_PING_MS', flag: '--stream-ping-ms', description: 'WebSocket ping interval; a stream that misses a pong by the next ping is closed (default 30000)' },
