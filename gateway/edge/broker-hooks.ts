@@ -1,7 +1,7 @@
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes'
 import type { Logger } from 'pino'
 import { GatewayError, downTopic, type ErrorCode } from '../../protocol/index.ts'
-import type { ConnectRow, Store } from '../../store/index.ts'
+import type { ConnectRow } from '../../store/index.ts'
 import { clusterBrokerOptions } from './cluster.ts'
 import { isGatewayPayload } from './downlink-channel.ts'
 import type { ConnectionRegistry } from './connections.ts'
@@ -18,7 +18,6 @@ export interface BrokerHookDeps {
   identityOf: (client: Client) => DeviceIdentity | undefined
   connections: ConnectionRegistry
   security: SecurityRecorder
-  store: Store
   /**
    * Upserts the vehicle row, batched with other connects (vehicle-edge.ts); CONNACK waits for
    * its commit, so that a vehicle the backend sees connected exists for REST sends and reads.

@@ -121,7 +121,6 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
     identityOf,
     connections,
     security,
-    store: deps.store,
     recordConnect: rows.connect,
     now: ctx.now,
     logger,
