@@ -33,10 +33,13 @@ export class TicketKeyRepository {
     }
   }
 
-  /** Removes the secrets created more than `ageMs` ago (whatever their period length); how many. */
-  async pruneOlderThan (ageMs: number): Promise<number> {
+  /**
+   * Removes the secrets whose own period ended more than one period before `nowMs`, by each
+   * row's period: a gateway running a shorter rotation never removes a longer one's current secret.
+   */
+  async pruneEnded (nowMs: number): Promise<number> {
     try {
-      const res = await this.#pool.query("DELETE FROM tls_ticket_keys WHERE created_at < now() - $1::bigint * interval '1 millisecond'", [Math.round(ageMs)])
+      const res = await this.#pool.query('DELETE FROM tls_ticket_keys WHERE (epoch + 2) * period_ms <= $1::bigint', [Math.floor(nowMs)])
       return res.rowCount ?? 0
     } catch (err) {
       throw translateError(err)

@@ -4,7 +4,7 @@ import type { Logger } from 'pino'
 /** What SessionTickets needs of the store (store/ticket-key-repository.ts). */
 export interface TicketSecretStore {
   secretFor(periodMs: number, epoch: number): Promise<Buffer>
-  pruneOlderThan(ageMs: number): Promise<number>
+  pruneEnded(nowMs: number): Promise<number>
 }
 
 export interface SessionTicketDeps {
@@ -81,8 +81,8 @@ export class SessionTickets {
       const key = ticketKeyFrom(await this.#d.store.secretFor(rotationMs, epoch), this.#d.serverKey, epoch)
       this.#epoch = epoch
       this.#schedule((epoch + 1) * rotationMs - this.#now())
-      // Two periods back are of no use to anyone: Node can only open tickets of the current key.
-      this.#d.store.pruneOlderThan(2 * rotationMs).catch((err: unknown) => this.#d.logger.warn({ err }, 'old TLS ticket secrets not pruned'))
+      // Secrets of ended periods are of no use to anyone: Node can only open tickets of the current key.
+      this.#d.store.pruneEnded(this.#now()).catch((err: unknown) => this.#d.logger.warn({ err }, 'old TLS ticket secrets not pruned'))
       return key
     } catch (err) {
       this.#d.logger.warn({ err, epoch }, 'TLS ticket key not read from the database; retrying (sessions do not resume across gateways meanwhile)')

@@ -168,3 +168,20 @@ t.test('ticket keys: the same on two gateways, a new one at each rotation, and n
   t.not((r1 as Buffer).toString('hex'), k1.toString('hex'), 'which is a new one')
   t.equal(one.epoch, two.epoch, 'of the same rotation period')
 })
+
+t.test('pruning removes secrets of ended periods only, each by its own period', async (t) => {
+  const { store, url } = await sharedDeployment(t)
+  const now = Date.now()
+  const HOURS_12 = 43_200_000
+  // A 12 h gateway's current secret, created 3 h ago, beside a 1 s gateway's secrets.
+  await store.ticketKeys.secretFor(HOURS_12, Math.floor(now / HOURS_12))
+  await store.ticketKeys.secretFor(1000, Math.floor(now / 1000) - 5)
+  await store.ticketKeys.secretFor(1000, Math.floor(now / 1000))
+  const db = new pg.Client({ connectionString: url })
+  await db.connect()
+  t.teardown(() => db.end())
+  await db.query("UPDATE tls_ticket_keys SET created_at = now() - interval '3 hours' WHERE period_ms = $1", [HOURS_12])
+  t.equal(await store.ticketKeys.pruneEnded(now), 1, 'only the ended 1 s period is removed')
+  const left = (await db.query<{ period_ms: string }>('SELECT period_ms::text FROM tls_ticket_keys ORDER BY period_ms')).rows.map((r) => Number(r.period_ms))
+  t.same(left, [1000, HOURS_12], "the 1 s gateway's current secret and the 12 h gateway's, 3 h old, stay")
+})
