@@ -28,11 +28,10 @@ interface Connection {
   /**
    * Every undelivered message of this vehicle is known to be in inFlight or settling: the last
    * pending query found no more than it sent, and nothing arrived since without being sent.
-   * Only then may a new message go out without a query (offer).
+   * Only then may a new message go out without a query (offer). Until when that is trusted
+   * (KNOWN_FOR_MS after the query; 0: not known).
    */
-  known: boolean
-  /** When `known` was last established: it is trusted for KNOWN_FOR_MS only (see there). */
-  knownAt: number
+  knownUntil: number
   /** Sent on this connection, PUBACK not yet seen. */
   inFlight: Set<string>
   /** PUBACK seen, `delivered` not yet committed. */
@@ -92,7 +91,7 @@ export class Dispatcher {
   }
 
   connected (vin: string, client: Client): void {
-    this.#byVin.set(vin, { client, subscribed: false, known: false, knownAt: 0, inFlight: new Set(), settling: new Set(), draining: false, again: false })
+    this.#byVin.set(vin, { client, subscribed: false, knownUntil: 0, inFlight: new Set(), settling: new Set(), draining: false, again: false })
   }
 
   disconnected (vin: string, client: Client): void {
@@ -110,7 +109,7 @@ export class Dispatcher {
   notify (vin: string): void {
     const c = this.#byVin.get(vin)
     if (c === undefined || !c.subscribed) return
-    c.known = false
+    c.knownUntil = 0
     this.#wake(vin, c)
   }
 
@@ -129,19 +128,19 @@ export class Dispatcher {
     }
     c.inFlight.add(m.id)
     this.#send(vin, c, m).catch((err: unknown) => {
-      c.known = false
+      c.knownUntil = 0
       this.#deps.logger.warn({ err, vin }, 'dispatch failed; retried on the next event')
     })
   }
 
   /**
-   * `known` rests on every new message reaching this dispatcher (an offer, a notify from the
+   * Being known rests on every new message reaching this dispatcher (an offer, a notify from the
    * bus or a campaign). A wake-up lost on the way (a Redis hiccup, a failed campaign lookup)
-   * would otherwise leave a message waiting until the vehicle reconnects; trusting `known`
+   * would otherwise leave a message waiting until the vehicle reconnects; trusting it
    * for a few seconds only makes the next offer or PUBACK after that query again.
    */
   #isKnown (c: Connection): boolean {
-    return c.known && this.#deps.now() - c.knownAt < KNOWN_FOR_MS
+    return this.#deps.now() < c.knownUntil
   }
 
   #wake (vin: string, c: Connection): void {
@@ -153,7 +152,7 @@ export class Dispatcher {
     const bytes = downlinkEnvelope(m)
     if (!await this.#deps.publishToVehicle(vin, Buffer.from(bytes), m.id)) {
       c.inFlight.delete(m.id)
-      c.known = false
+      c.knownUntil = 0
       return false
     }
     if (this.#debug) this.#deps.logger.debug({ vin, messageId: m.id, clientId: c.client.id }, 'downlink published')
@@ -172,7 +171,7 @@ export class Dispatcher {
     this.#deps.transitions.add({ messageId, vin, status: 'delivered', at: new Date(this.#deps.now()), logId: this.#deps.newId() })
       .catch((err: unknown) => {
         // Still pending in the database: the next query sends it again.
-        c.known = false
+        c.knownUntil = 0
         this.#deps.logger.error({ err, vin, messageId }, 'delivered status not recorded')
       })
       .finally(() => {
@@ -193,7 +192,7 @@ export class Dispatcher {
         c.again = false
         const free = this.#deps.window - c.inFlight.size
         if (free <= 0 || this.#byVin.get(vin) !== c) return
-        c.known = false
+        c.knownUntil = 0
         const rows = await this.#deps.store.messages.pending(vin, new Date(this.#deps.now()), free, [...c.inFlight, ...c.settling])
         for (const m of rows) {
           if (this.#byVin.get(vin) !== c) return
@@ -204,8 +203,7 @@ export class Dispatcher {
         }
         // Fewer than asked and nothing new meanwhile: all that waits is on its way.
         if (!c.again && rows.length < free) {
-          c.known = true
-          c.knownAt = this.#deps.now()
+          c.knownUntil = this.#deps.now() + KNOWN_FOR_MS
           return
         }
       }
