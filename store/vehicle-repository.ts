@@ -42,6 +42,11 @@ const UPDATE_DISCONNECTS = `UPDATE vehicles AS v SET last_seen_at = u.at, last_d
   FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS u(vin, at, since)
   WHERE v.vin = u.vin AND v.last_connected_at = u.since`
 
+/** VIN order (bytewise, as the statements lock rows): batches committing at once then cannot deadlock. */
+function byVin (a: { vin: string }, b: { vin: string }): number {
+  return a.vin < b.vin ? -1 : a.vin > b.vin ? 1 : 0
+}
+
 /** Connects and disconnects go through the commit pool (CONNACK waits on them); the rest through the API pool. */
 export class VehicleRepository {
   readonly #commitPool: pg.Pool
@@ -66,7 +71,7 @@ export class VehicleRepository {
     }
     // In VIN order, so that two batches committing at once lock their rows in the same order (no deadlock);
     // a batch that reaches a VIN after a newer connect of it changes nothing (the WHERE above).
-    const unique = [...latest.values()].sort((a, b) => (a.vin < b.vin ? -1 : a.vin > b.vin ? 1 : 0))
+    const unique = [...latest.values()].sort(byVin)
     try {
       await this.#commitPool.query(UPSERT_CONNECTS, [unique.map((r) => r.vin), unique.map((r) => r.market), unique.map((r) => r.certFingerprint), unique.map((r) => r.at)])
     } catch (err) {
@@ -97,7 +102,7 @@ export class VehicleRepository {
 
   /** recordDisconnect for a batch, in one statement. */
   async recordDisconnects (unordered: readonly DisconnectRow[]): Promise<void> {
-    const rows = [...unordered].sort((a, b) => (a.vin < b.vin ? -1 : a.vin > b.vin ? 1 : 0))
+    const rows = [...unordered].sort(byVin)
     try {
       await this.#commitPool.query(UPDATE_DISCONNECTS, [rows.map((r) => r.vin), rows.map((r) => r.at), rows.map((r) => r.sessionConnectedAt)])
     } catch (err) {
