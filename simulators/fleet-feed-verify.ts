@@ -86,6 +86,8 @@ function follow (trail: StatusTrail, e: FeedEvent): void {
   if (trail.broken !== null) return
   if (last === undefined && status !== 'queued') trail.broken = `first status ${status}, not queued`
   else if (last !== undefined && !((RANK[status] ?? -1) > (RANK[last] ?? 9) || (status === 'sent' && last === 'sent'))) trail.broken = `${status} after ${last}`
+  // A PUBACK answers a PUBLISH: every delivery has its attempt before it (issue #19).
+  else if (status === 'delivered' && !trail.statuses.includes('sent')) trail.broken = 'delivered without a sent before it'
 }
 
 /** Folds the feed's events into per-message trails and per-uplink counts. */

@@ -51,7 +51,7 @@ export function summaryText (r: FleetReport): string {
   if (r.verification !== null) {
     const v = r.verification
     lines.push('', v.ok
-      ? `  verify: OK: ${n(v.uplinksChecked)} acknowledged uplinks each recorded once, ${n(v.downlinksChecked)} downlinks in a final or documented status`
+      ? `  verify: OK: ${n(v.uplinksChecked)} acknowledged uplinks each recorded once, ${n(v.downlinksChecked)} downlinks in a final or documented status, each delivered one with its sent row and bytes`
       : `  verify: FAILED: ${n(v.mismatches.length)} mismatch(es)`)
     if (v.feed !== null && v.feed !== undefined) {
       lines.push(`  verify (feed): ${n(v.feed.eventsRead)} events read from the cursor taken before the run; ${n(v.feed.uplinksChecked)} acknowledged uplinks each once, ${n(v.feed.downlinksChecked)} downlinks' statuses in order`)

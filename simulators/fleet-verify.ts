@@ -25,7 +25,7 @@ export interface VerificationInput {
 }
 
 export interface Mismatch {
-  kind: 'uplink-missing' | 'uplink-duplicate' | 'downlink-status' | 'downlink-ack-status' | 'downlink-unknown' | FeedMismatch['kind']
+  kind: 'uplink-missing' | 'uplink-duplicate' | 'downlink-status' | 'downlink-ack-status' | 'downlink-unknown' | 'downlink-sent-missing' | FeedMismatch['kind']
   vin: string
   messageId: string
   detail: string
@@ -61,21 +61,50 @@ async function inParallel<T> (items: readonly T[], limit: number, fn: (item: T) 
   }))
 }
 
+/** Every row of these vehicles' logs in the direction since `from`, page by page. */
+async function logRows<T> (input: VerificationInput, apiKey: string, vin: string, query: string, each: (item: T) => void): Promise<void> {
+  let cursor: string | null = null
+  do {
+    const q: string = `/v1/vehicles/${vin}/transactions?${query}&limit=1000${cursor === null ? '' : `&cursor=${cursor}`}`
+    const res = await getJson(input.apiUrl, apiKey, q)
+    if (res.status !== 200) throw new Error(`GET ${q}: ${res.status} ${JSON.stringify(res.body)}`)
+    const page = res.body as { items: T[], nextCursor: string | null }
+    for (const item of page.items) each(item)
+    cursor = page.nextCursor
+  } while (cursor !== null)
+}
+
+const DELIVERED = new Set(['delivered', 'acknowledged'])
+
+/**
+ * Every delivered downlink has a `sent` row holding the envelope bytes that went out (issue #19):
+ * a PUBACK answers a PUBLISH, so a delivery without its attempt is a hole in the legal record.
+ */
+async function checkSentRows (input: VerificationInput, apiKey: string, from: string, finalStatus: ReadonlyMap<string, { status: string }>): Promise<Mismatch[]> {
+  const delivered = input.downlinks.filter((d) => DELIVERED.has(finalStatus.get(d.id)?.status ?? ''))
+  const byVin = new Map<string, Set<string>>()
+  for (const d of delivered) (byVin.get(d.vin) ?? byVin.set(d.vin, new Set()).get(d.vin))?.add(d.id)
+  const withBytes = new Set<string>()
+  await inParallel([...byVin.keys()], 16, async (vin) => {
+    await logRows<{ messageId: string | null, status: string, rawBase64?: string | null }>(input, apiKey, vin,
+      `direction=down&include=raw&from=${encodeURIComponent(from)}`, (item) => {
+        if (item.status === 'sent' && item.messageId !== null && typeof item.rawBase64 === 'string' && item.rawBase64 !== '') withBytes.add(item.messageId)
+      })
+  })
+  return delivered.filter((d) => !withBytes.has(d.id)).map((d) => ({
+    kind: 'downlink-sent-missing' as const, vin: d.vin, messageId: d.id, detail: `${finalStatus.get(d.id)?.status ?? ''} without a sent row holding the bytes sent`
+  }))
+}
+
 export async function verifyFleet (input: VerificationInput, apiKey: string): Promise<VerificationResult> {
   const mismatches: Mismatch[] = []
   let uplinksChecked = 0
   const from = new Date(input.fromMs - 10 * 60_000).toISOString()
   await inParallel(Object.entries(input.uplinks), 16, async ([vin, ids]) => {
     const counts = new Map<string, number>()
-    let cursor: string | null = null
-    do {
-      const q: string = `/v1/vehicles/${vin}/transactions?direction=up&limit=1000&from=${encodeURIComponent(from)}${cursor === null ? '' : `&cursor=${cursor}`}`
-      const res = await getJson(input.apiUrl, apiKey, q)
-      if (res.status !== 200) throw new Error(`GET ${q}: ${res.status} ${JSON.stringify(res.body)}`)
-      const page = res.body as { items: Array<{ messageId: string | null }>, nextCursor: string | null }
-      for (const item of page.items) if (item.messageId !== null) counts.set(item.messageId, (counts.get(item.messageId) ?? 0) + 1)
-      cursor = page.nextCursor
-    } while (cursor !== null)
+    await logRows<{ messageId: string | null }>(input, apiKey, vin, `direction=up&from=${encodeURIComponent(from)}`, (item) => {
+      if (item.messageId !== null) counts.set(item.messageId, (counts.get(item.messageId) ?? 0) + 1)
+    })
     for (const id of ids) {
       uplinksChecked++
       const n = counts.get(id) ?? 0
@@ -100,6 +129,7 @@ export async function verifyFleet (input: VerificationInput, apiKey: string): Pr
       mismatches.push({ kind: 'downlink-ack-status', vin: d.vin, messageId: d.id, detail: `ackStatus ${String(m.ackStatus)}, the vehicle answered ${d.answer}` })
     }
   })
+  mismatches.push(...await checkSentRows(input, apiKey, from, finalStatus))
   let feed: VerificationResult['feed'] = null
   if (typeof input.feedAfter === 'string') {
     const { mismatches: inFeed, ...read } = await checkFeed({ ...input, after: input.feedAfter, finalStatus }, apiKey)

@@ -86,7 +86,7 @@ WITH input AS (
     AS t(message_id, vin, status, at, ack_status, raw, log_id)
 ), moved AS (
   UPDATE messages m SET
-    status = i.status,
+    status = CASE WHEN ${rank('i.status')} > ${rank('m.status')} AND m.status NOT IN ('acknowledged', 'expired', 'failed') THEN i.status ELSE m.status END,
     ack_status = CASE WHEN i.status = 'acknowledged' THEN i.ack_status ELSE m.ack_status END,
     sent_at = CASE WHEN i.status = 'sent' THEN coalesce(m.sent_at, i.at) ELSE m.sent_at END,
     delivered_at = CASE WHEN i.status IN ('delivered', 'acknowledged') THEN coalesce(m.delivered_at, i.at) ELSE m.delivered_at END,
@@ -95,8 +95,9 @@ WITH input AS (
     attempts = m.attempts + CASE WHEN i.status = 'sent' THEN 1 ELSE 0 END
   FROM input i
   WHERE m.id = i.message_id AND m.vin = i.vin
-    AND m.status NOT IN ('acknowledged', 'expired', 'failed')
-    AND (${rank('i.status')} > ${rank('m.status')} OR (i.status = 'sent' AND m.status = 'sent'))
+    -- A sent transition is an attempt that went out: its row and bytes are recorded whatever the message's
+    -- status has become meanwhile (issue #19); every other status only moves forward.
+    AND (i.status = 'sent' OR (m.status NOT IN ('acknowledged', 'expired', 'failed') AND ${rank('i.status')} > ${rank('m.status')}))
     -- A batch retried after its answer was lost: its log rows are there, so its transitions are too.
     AND NOT EXISTS (SELECT 1 FROM transactions t WHERE t.vin = i.vin AND t.occurred_at = i.at AND t.id = i.log_id)
   RETURNING m.*, i.at AS t_at, i.raw AS t_raw, i.log_id AS t_log_id, i.status AS t_status

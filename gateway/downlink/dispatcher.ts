@@ -7,8 +7,11 @@ import type { CommitBatcher } from '../commit-batcher.ts'
 export interface DispatcherDeps {
   store: Store
   transitions: CommitBatcher<Transition>
-  /** Sends on the vehicle's connection; false when it is not connected and subscribed here. */
-  publishToVehicle: (vin: string, payload: Buffer, messageId: string) => Promise<boolean>
+  /**
+   * Sends on the vehicle's connection; false when it is not connected and subscribed here.
+   * `onPublish` runs before the PUBLISH is written, once it is certain to be.
+   */
+  publishToVehicle: (vin: string, payload: Buffer, messageId: string, onPublish: () => void) => Promise<boolean>
   now: () => number
   newId: () => string
   logger: Logger
@@ -147,17 +150,24 @@ export class Dispatcher {
     this.#drain(vin, c).catch((err: unknown) => this.#deps.logger.warn({ err, vin }, 'dispatch failed; retried on the next event'))
   }
 
-  /** Publishes a message already counted in c.inFlight; false (and forgotten, and the vehicle no longer `known`) when it could not go out. */
+  /**
+   * Publishes a message already counted in c.inFlight; false (and forgotten, and the vehicle no
+   * longer `known`) when it could not go out. Its `sent` transition, with the bytes, joins the
+   * status batcher before the PUBLISH is written, so it is always ahead of the `delivered` that
+   * the vehicle's PUBACK adds: the batcher commits in order (issue #19, a `sent` row per attempt).
+   */
   async #send (vin: string, c: Connection, m: DownlinkMessage): Promise<boolean> {
     const bytes = downlinkEnvelope(m)
-    if (!await this.#deps.publishToVehicle(vin, Buffer.from(bytes), m.id)) {
+    const recordSent = (): void => {
+      this.#deps.transitions.add({ messageId: m.id, vin, status: 'sent', at: new Date(this.#deps.now()), raw: bytes, logId: this.#deps.newId() })
+        .catch((err: unknown) => this.#deps.logger.error({ err, vin, messageId: m.id }, 'sent status not recorded'))
+    }
+    if (!await this.#deps.publishToVehicle(vin, Buffer.from(bytes), m.id, recordSent)) {
       c.inFlight.delete(m.id)
       c.knownUntil = 0
       return false
     }
     if (this.#debug) this.#deps.logger.debug({ vin, messageId: m.id, clientId: c.client.id }, 'downlink published')
-    this.#deps.transitions.add({ messageId: m.id, vin, status: 'sent', at: new Date(this.#deps.now()), raw: bytes, logId: this.#deps.newId() })
-      .catch((err: unknown) => this.#deps.logger.error({ err, vin, messageId: m.id }, 'sent status not recorded'))
     return true
   }
 

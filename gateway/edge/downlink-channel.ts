@@ -39,12 +39,15 @@ export class DownlinkChannel {
 
   /**
    * Sends an envelope on the vehicle's down topic at QoS 1 over its connection here.
-   * Resolves false when the vehicle is not connected and subscribed here.
+   * Resolves false when the vehicle is not connected and subscribed here. `onPublish` runs once
+   * the PUBLISH is certain to be written, before it is: whatever it records is ahead of
+   * anything the vehicle's PUBACK records (issue #19: a `sent` row for every attempt).
    */
-  publish (vin: string, payload: Buffer, messageId: string | null): Promise<boolean> {
+  publish (vin: string, payload: Buffer, messageId: string | null, onPublish?: () => void): Promise<boolean> {
     const client = this.#connections.get(vin)?.client
     const out = client === undefined ? undefined : this.#outbound.get(client)
     if (client === undefined || out === undefined || !out.subscribed) return Promise.resolve(false)
+    onPublish?.()
     // A QoS 0 subscription gets QoS 0 packets (no PUBACK), so nothing waits for one.
     if (out.qos >= 1) out.awaitingAck.push(messageId)
     const packet: PublishPacket = { cmd: 'publish', topic: downTopic(vin), payload, qos: 1, retain: false, dup: false }

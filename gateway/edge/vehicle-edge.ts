@@ -74,7 +74,7 @@ export interface VehicleEdge {
    * Resolves false when the vehicle is not connected and subscribed here. The PUBACK
    * is reported to the observer with `messageId` (null: nobody is told).
    */
-  publishToVehicle(vin: string, payload: Buffer, messageId: string | null): Promise<boolean>
+  publishToVehicle(vin: string, payload: Buffer, messageId: string | null, onPublish?: () => void): Promise<boolean>
   /** Tells every gateway of the cluster (this one included) that a downlink waits for the vehicle. */
   announceDownlink(vin: string): void
   /** Tells every gateway of the cluster that a campaign was queued. */
@@ -171,7 +171,7 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
     broker,
     connections,
     revocation,
-    publishToVehicle: (vin, payload, messageId) => downlinks.publish(vin, payload, messageId),
+    publishToVehicle: (vin, payload, messageId, onPublish) => downlinks.publish(vin, payload, messageId, onPublish),
     announceDownlink: (vin) => bus.announceDownlink(vin),
     announceCampaign: (campaignId) => bus.announceCampaign(campaignId),
     broadcastEvents: (bodies) => bus.broadcastEvents(bodies),
