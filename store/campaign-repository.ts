@@ -76,7 +76,7 @@ export class CampaignRepository {
          ),
          logged AS (
            INSERT INTO transactions (${LOG_COLUMNS})
-           SELECT vgw_uuid_v7($9::timestamptz), created_at, created_at, vin, market, 'down', 'MESSAGE', type, id::text, NULL, (extract(epoch FROM created_at) * 1000)::int8,
+           SELECT vgw_uuid_v7($9::timestamptz), created_at, vin, market, 'down', 'MESSAGE', type, id::text, NULL, (extract(epoch FROM created_at) * 1000)::int8,
              ttl_seconds, attributes, NULL, NULL, 'queued', NULL, NULL, jsonb_build_object('campaignId', campaign_id, 'priority', priority)
            FROM ins
            RETURNING vin

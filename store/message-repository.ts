@@ -103,10 +103,12 @@ WITH input AS (
   RETURNING m.*, i.at AS t_at, i.raw AS t_raw, i.log_id AS t_log_id, i.status AS t_status
 )
 INSERT INTO transactions (${LOG_COLUMNS})
-SELECT t_log_id, t_at, t_at, vin, market, 'down', 'MESSAGE', type, id::text, NULL, (extract(epoch FROM created_at) * 1000)::int8,
+SELECT t_log_id, t_at, vin, market, 'down', 'MESSAGE', type, id::text, NULL, (extract(epoch FROM created_at) * 1000)::int8,
   ttl_seconds, attributes, CASE WHEN t_status = 'acknowledged' THEN ack_status END, NULL, t_status, NULL, t_raw,
   CASE WHEN campaign_id IS NULL THEN jsonb_build_object('attempt', attempts) ELSE jsonb_build_object('attempt', attempts, 'campaignId', campaign_id) END
 FROM moved
+-- The NOT EXISTS above cannot see a first attempt still running; the unique (vin, occurred_at, id) index can.
+ON CONFLICT DO NOTHING
 RETURNING *`
 
 // Messages and their `queued` log rows in one statement, so in one implicit transaction, for
@@ -128,7 +130,7 @@ const ENQUEUE_SQL = `WITH input AS (
   RETURNING id, created_at, vin, market, type, ttl_seconds, attributes, priority, expires_at
 )
 INSERT INTO transactions (${LOG_COLUMNS})
-SELECT i.log_id, m.created_at, m.created_at, m.vin, m.market, 'down', 'MESSAGE', m.type, m.id::text, NULL, (extract(epoch FROM m.created_at) * 1000)::int8,
+SELECT i.log_id, m.created_at, m.vin, m.market, 'down', 'MESSAGE', m.type, m.id::text, NULL, (extract(epoch FROM m.created_at) * 1000)::int8,
   m.ttl_seconds, m.attributes, NULL, NULL, 'queued', NULL, NULL, jsonb_build_object('priority', m.priority, 'expiresAt', m.expires_at)
 FROM m JOIN input i ON i.id = m.id
 RETURNING *`
@@ -272,7 +274,7 @@ export class MessageRepository {
            UPDATE messages m SET status = 'expired', finished_at = $1 FROM due WHERE m.id = due.id RETURNING m.*
          )
          INSERT INTO transactions (${LOG_COLUMNS})
-         SELECT vgw_uuid_v7($1), $1, $1, vin, market, 'down', 'MESSAGE', type, id::text, NULL, (extract(epoch FROM created_at) * 1000)::int8,
+         SELECT vgw_uuid_v7($1), $1, vin, market, 'down', 'MESSAGE', type, id::text, NULL, (extract(epoch FROM created_at) * 1000)::int8,
            ttl_seconds, attributes, NULL, NULL, 'expired', NULL, NULL, jsonb_build_object('expiresAt', expires_at)
          FROM expired RETURNING *`, [now, limit])
       return rows.map(fromRow)
@@ -295,7 +297,7 @@ export class MessageRepository {
            UPDATE messages m SET fallback_due_at = $1 FROM due WHERE m.id = due.id RETURNING m.*
          )
          INSERT INTO transactions (${LOG_COLUMNS})
-         SELECT vgw_uuid_v7($1), $1, $1, vin, market, 'down', 'MESSAGE', type, id::text, NULL, (extract(epoch FROM created_at) * 1000)::int8,
+         SELECT vgw_uuid_v7($1), $1, vin, market, 'down', 'MESSAGE', type, id::text, NULL, (extract(epoch FROM created_at) * 1000)::int8,
            ttl_seconds, attributes, NULL, NULL, 'fallback_due', NULL, NULL,
            jsonb_strip_nulls(jsonb_build_object('messageStatus', status, 'fallbackAt', fallback_at, 'expiresAt', expires_at, 'campaignId', campaign_id))
          FROM fell RETURNING *`, [now, limit])

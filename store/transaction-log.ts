@@ -58,17 +58,18 @@ export interface TransactionPage {
 }
 
 const COLUMNS = [
-  ['id', 'uuid'], ['occurred_at', 'timestamptz'], ['received_at', 'timestamptz'], ['vin', 'text'], ['market', 'text'],
+  ['id', 'uuid'], ['occurred_at', 'timestamptz'], ['vin', 'text'], ['market', 'text'],
   ['direction', 'text'], ['kind', 'text'], ['type', 'text'], ['message_id', 'text'], ['correlation_id', 'text'],
   ['created_at_ms', 'int8'], ['ttl_seconds', 'int4'], ['attributes', 'jsonb'], ['ack_status', 'text'], ['ack_reason', 'text'],
   ['status', 'text'], ['error_code', 'text'], ['raw', 'bytea'], ['details', 'jsonb']
 ] as const
 
 /*
- * One named statement for any batch size: each connection parses and plans it once. Its 19
+ * One named statement for any batch size: each connection parses and plans it once. Its 18
  * parameters are arrays in PostgreSQL's binary format (binary-columns.ts). It answers one row:
- * the inserting transaction's id (every row of the batch shares it) and, only when the log
- * already held some of the batch (a retried uplink), the ids of the rows it did insert.
+ * the inserting transaction's id and its start time, which the database set as every row's xid
+ * and received_at (the gateway's login may not write either: migration 0014), and, only when the
+ * log already held some of the batch (a retried uplink), the ids of the rows it did insert.
  */
 const COLUMN_LIST = COLUMNS.map(([c]) => c).join(', ')
 const appendSql = (rows: string, onConflict = 'ON CONFLICT DO NOTHING'): string => `WITH inserted AS (
@@ -77,11 +78,11 @@ const appendSql = (rows: string, onConflict = 'ON CONFLICT DO NOTHING'): string 
   ${onConflict}
   RETURNING id
 )
-SELECT pg_current_xact_id()::text AS xid, count(*)::int AS n,
+SELECT pg_current_xact_id()::text AS xid, now() AS received_at, count(*)::int AS n,
   CASE WHEN count(*) < cardinality($1::uuid[]) THEN coalesce(array_agg(id)::text[], '{}') END AS ids
 FROM inserted`
 const UNNEST = `SELECT * FROM unnest(${COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(', ')}) AS u(${COLUMN_LIST})`
-const APPEND = { name: 'vgw_log_append_v1', text: appendSql(UNNEST) }
+const APPEND = { name: 'vgw_log_append_v2', text: appendSql(UNNEST) }
 /*
  * The same without ON CONFLICT: a plain insert costs PostgreSQL about 2.8 µs less per row (the
  * speculative insertion that ON CONFLICT needs), and the dedup index still refuses a repeated
@@ -89,53 +90,40 @@ const APPEND = { name: 'vgw_log_append_v1', text: appendSql(UNNEST) }
  * APPEND, and so are the batches of the next REPEAT_WINDOW_MS, since repeats come in bursts
  * (vehicles that reconnect send again what was not acknowledged).
  */
-const APPEND_PLAIN = { name: 'vgw_log_append_plain_v1', text: appendSql(UNNEST, '') }
+const APPEND_PLAIN = { name: 'vgw_log_append_plain_v2', text: appendSql(UNNEST, '') }
 const REPEAT_WINDOW_MS = 2000
 const UNIQUE_VIOLATION = '23505'
-/*
- * A batch whose earlier attempt failed may have committed all the same (the connection dropped
- * before the answer came). Uplinks are skipped by the dedup index either way; this statement
- * also skips every other row already stored under the same (vin, occurred_at, id), which
- * transactions_vin_time_idx finds, so a retry never stores a row twice (migration 0011).
- */
-const APPEND_RETRY = {
-  name: 'vgw_log_append_retry_v1',
-  text: appendSql(`${UNNEST}
-  WHERE NOT EXISTS (SELECT 1 FROM transactions t WHERE t.vin = u.vin AND t.occurred_at = u.occurred_at AND t.id = u.id)
-    AND NOT (u.vin IS NULL AND EXISTS (SELECT 1 FROM transactions t WHERE t.vin IS NULL AND t.occurred_at = u.occurred_at AND t.id = u.id))`)
-}
-
-interface AppendResult { xid: string, n: number, ids: string[] | null }
+interface AppendResult { xid: string, received_at: Date, n: number, ids: string[] | null }
 interface Statement { name: string, text: string }
 
 const PARTITION_MISSING = '23514'
 
 function toColumns (records: readonly TransactionRecord[]): Buffer[] {
   const w = (type: ElementType, perRow: number): ArrayColumnWriter => new ArrayColumnWriter(type, records.length * perRow)
-  const id = w('uuid', 20); const occurred = w('timestamptz', 12); const received = w('timestamptz', 12)
+  const id = w('uuid', 20); const occurred = w('timestamptz', 12)
   const vin = w('text', 21); const market = w('text', 6); const direction = w('text', 8); const kind = w('text', 13)
   const type = w('text', 24); const messageId = w('text', 40); const correlationId = w('text', 8)
   const createdAtMs = w('int8', 12); const ttl = w('int4', 8); const attributes = w('jsonb', 48); const ackStatus = w('text', 4)
   const ackReason = w('text', 4); const status = w('text', 12); const errorCode = w('text', 4); const raw = w('bytea', 300)
   const details = w('jsonb', 4)
   for (const r of records) {
-    id.uuid(r.id); occurred.timestamp(r.occurredAt); received.timestamp(r.receivedAt)
+    id.uuid(r.id); occurred.timestamp(r.occurredAt)
     vin.text(r.vin); market.text(r.market); direction.text(r.direction); kind.text(r.kind); type.text(r.type)
     messageId.text(r.messageId); correlationId.text(r.correlationId); createdAtMs.int8(r.createdAtMs); ttl.int4(r.ttlSeconds)
     attributes.json(r.attributes); ackStatus.text(r.ackStatus); ackReason.text(r.ackReason); status.text(r.status)
     errorCode.text(r.errorCode); raw.bytes(r.raw); details.json(r.details)
   }
-  return [id, occurred, received, vin, market, direction, kind, type, messageId, correlationId, createdAtMs, ttl,
+  return [id, occurred, vin, market, direction, kind, type, messageId, correlationId, createdAtMs, ttl,
     attributes, ackStatus, ackReason, status, errorCode, raw, details].map((c) => c.finish())
 }
 
-/** The records the statement inserted, each given its feed position (the xid that inserted it). */
+/** The records the statement inserted, each given its feed position (the xid that inserted it) and the database's received_at. */
 function insertedOf (records: readonly TransactionRecord[], result: AppendResult | undefined): TransactionRecord[] {
   if (result === undefined) return []
-  const { xid } = result
-  if (result.ids === null) return records.map((r) => ({ ...r, xid }))
+  const { xid, received_at: receivedAt } = result
+  if (result.ids === null) return records.map((r) => ({ ...r, receivedAt, xid }))
   const ids = new Set(result.ids)
-  return records.filter((r) => ids.has(r.id)).map((r) => ({ ...r, xid }))
+  return records.filter((r) => ids.has(r.id)).map((r) => ({ ...r, receivedAt, xid }))
 }
 
 /**
@@ -145,7 +133,12 @@ function insertedOf (records: readonly TransactionRecord[], result: AppendResult
 export class TransactionLog {
   readonly #commitPool: pg.Pool
   readonly #pool: pg.Pool
-  /** Records of a failed append: they may be stored already, so the next append of them checks. */
+  /**
+   * Records of a failed append: they may be stored already (the answer was what got lost), so the
+   * next append of them skips what the unique (vin, occurred_at, id) index already holds. That
+   * index also makes the retry wait for a first attempt still running in PostgreSQL, so a row is
+   * never stored twice (migration 0014).
+   */
   readonly #uncertain = new WeakSet<TransactionRecord>()
   /** Until then, appends skip repeated uplinks instead of failing on them (APPEND_PLAIN). */
   #skipRepeatsUntil = 0
@@ -165,7 +158,7 @@ export class TransactionLog {
     if (records.length === 0) return []
     const values = toColumns(records)
     const statement = records.some((r) => this.#uncertain.has(r))
-      ? APPEND_RETRY
+      ? APPEND
       : performance.now() < this.#skipRepeatsUntil ? APPEND : APPEND_PLAIN
     try {
       return await this.#insert(records, statement, values, true)

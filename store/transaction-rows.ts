@@ -51,6 +51,9 @@ export function fromRow (r: Row): TransactionRecord {
 }
 
 
-/** The log's columns in insert order, for statements that write log rows next to their status changes. */
-export const LOG_COLUMNS = `id, occurred_at, received_at, vin, market, direction, kind, type, message_id, correlation_id, created_at_ms,
+/**
+ * The log's columns in insert order, for statements that write log rows next to their status changes.
+ * received_at and xid are not among them: the database sets both (migration 0014).
+ */
+export const LOG_COLUMNS = `id, occurred_at, vin, market, direction, kind, type, message_id, correlation_id, created_at_ms,
   ttl_seconds, attributes, ack_status, ack_reason, status, error_code, raw, details`

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import type { Envelope, ErrorCode } from '../../protocol/index.ts'
 import type { TransactionRecord } from '../../store/index.ts'
 import type { DeviceIdentity } from './device-identity.ts'
+import type { RejectedIdentity } from './rejected-repeats.ts'
 
 /** Clock and id source, injected so tests can drive them. */
 export interface RecordContext {
@@ -59,19 +60,21 @@ export const REJECTED_PREFIX_BYTES = 4096
  * copied. An oversized one keeps its first REJECTED_PREFIX_BYTES, its length and its
  * SHA-256: enough to prove what was sent without letting one vehicle fill the log.
  */
-export function rejectedUplink (ctx: RecordContext, who: DeviceIdentity, code: ErrorCode, detail: string, raw: Uint8Array, messageId: string | null): TransactionRecord {
+export function rejectedUplink (ctx: RecordContext, who: DeviceIdentity, code: ErrorCode, detail: string, raw: Uint8Array, identity: RejectedIdentity): TransactionRecord {
   const oversized = code === 'GW_ERR_ENVELOPE_TOO_LARGE' && raw.byteLength > REJECTED_PREFIX_BYTES
   const whole = oversized ? { length: raw.byteLength, sha256: createHash('sha256').update(raw).digest('hex'), storedBytes: REJECTED_PREFIX_BYTES } : {}
   return {
     ...BLANK,
     ...happeningNow(ctx, who),
+    // The first copy's time and id, so a retransmission meets the dedup index (rejected-repeats.ts).
+    occurredAt: identity.occurredAt,
     direction: 'up',
     kind: 'KIND_UNSPECIFIED',
-    messageId,
+    messageId: identity.messageId,
     status: 'rejected',
     errorCode: code,
     raw: oversized ? raw.subarray(0, REJECTED_PREFIX_BYTES) : raw,
-    details: { detail: scrubNul(detail).slice(0, 500), ...whole }
+    details: { detail: scrubNul(detail).slice(0, 500), ...whole, ...(identity.derived ? { messageIdDerived: true } : {}) }
   }
 }
 

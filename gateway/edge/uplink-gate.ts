@@ -16,7 +16,7 @@ export interface UplinkGateDeps {
   security: SecurityRecorder
   logger: Logger
   /** The uplink path proper: resolves once the envelope's row has committed. */
-  handle: (who: DeviceIdentity, payload: Buffer) => Promise<void>
+  handle: (who: DeviceIdentity, payload: Buffer, packetId: number | undefined) => Promise<void>
 }
 
 /**
@@ -46,6 +46,6 @@ export function createUplinkGate (deps: UplinkGateDeps): (who: DeviceIdentity, p
     }
     // Over the rate but within the burst's debt: the PUBACK waits, and so does the vehicle's window.
     if (verdict.waitMs > 0) await new Promise((resolve) => setTimeout(resolve, verdict.waitMs))
-    await deps.handle(who, payload)
+    await deps.handle(who, payload, packet.messageId)
   }
 }

@@ -18,6 +18,7 @@ import type { Revocation } from './revocation.ts'
 import { SessionTickets } from './session-tickets.ts'
 import { createTlsListener, type TlsMaterial } from './tls-listener.ts'
 import { handleUplink } from './uplink.ts'
+import { RejectedRepeats } from './rejected-repeats.ts'
 import { createUplinkGate } from './uplink-gate.ts'
 import { VehicleQuotas } from './vehicle-quota.ts'
 
@@ -105,6 +106,8 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
 
   const uplinkDeps = {
     log, ctx, logger, limits: deps.limits, acknowledge: deps.acknowledge,
+    // A vehicle resends within its keep-alive and reconnect back-off; 10,000 × ~150 bytes at most.
+    rejectedRepeats: new RejectedRepeats({ max: 10_000, ttlMs: 15 * 60_000, now: ctx.now }),
     publishDown: async (vin: string, payload: Buffer) => { await downlinks.publish(vin, payload, null) }
   }
   const gate = createUplinkGate({
@@ -114,7 +117,7 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
     quotas: new VehicleQuotas(deps.vehicle, ctx.now),
     security,
     logger,
-    handle: (who, payload) => handleUplink(uplinkDeps, who, payload)
+    handle: (who, payload, packetId) => handleUplink(uplinkDeps, who, payload, packetId)
   })
   const rows = sessionRowBatchers(deps.store, logger)
   const broker = await createBroker({

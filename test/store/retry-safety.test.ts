@@ -1,9 +1,13 @@
+import tls from 'node:tls'
+import mqttPacket from 'mqtt-packet'
 import pg from 'pg'
 import t from 'tap'
 import { v7 as uuidv7 } from 'uuid'
 import { SendBatcher } from '../../gateway/api/send-batcher.ts'
 import { GatewayError } from '../../protocol/index.ts'
 import { testStore } from '../helpers/database.ts'
+import { startTestGateway } from '../helpers/gateway.ts'
+import { logRow } from '../helpers/records.ts'
 
 // Writes that a batcher may repeat after losing the answer to a commit, or that two batches may
 // make at once, must leave the same rows as one clean write (README, "Known limitations").
@@ -57,4 +61,57 @@ t.test('a send batch whose statement committed answers the stored sends even whe
   })
   const results = await Promise.allSettled([1, 2, 3].map(async (i) => await batcher.add(i)))
   t.same(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as GatewayError).code)), ['stored 1', 'GW_ERR_STORE_UNAVAILABLE', 'stored 3'])
+})
+
+t.test('a log row written again while its first attempt still runs in PostgreSQL is stored once (issue #19 D)', async (t) => {
+  const { store, url } = await testStore(t)
+  const at = new Date()
+  await store.transactions.ensurePartitions([at])
+  const row = logRow(VIN, 'DE', at, { direction: 'system', kind: 'CONNECTION', type: 'connect', status: 'recorded', messageId: null })
+  // The first attempt: its connection is gone from the gateway's side, its transaction not yet committed.
+  const first = new pg.Client({ connectionString: url })
+  await first.connect()
+  t.teardown(() => first.end())
+  await first.query('BEGIN')
+  await first.query(`INSERT INTO transactions (id, occurred_at, received_at, vin, market, direction, kind, type, status)
+    VALUES ($1, $2, now(), $3, 'DE', 'system', 'CONNECTION', 'connect', 'recorded')`, [row.id, row.occurredAt, VIN])
+  // The retry waits for the first attempt instead of missing it.
+  const retry = store.transactions.append([row])
+  let settled = false
+  void retry.then(() => { settled = true }, () => { settled = true })
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.notOk(settled, 'the retry waits while the first attempt is undecided')
+  await first.query('COMMIT')
+  t.same(await retry, [], 'and then inserts nothing')
+  const n = (await first.query<{ n: number }>('SELECT count(*)::int AS n FROM transactions WHERE id = $1', [row.id])).rows[0]?.n
+  t.equal(n, 1, 'one row')
+})
+
+t.test('an unreadable uplink retransmitted after a reconnect is stored once (issue #19 D)', async (t) => {
+  const gw = await startTestGateway(t)
+  const bytes = Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f])
+  const creds = await gw.pki.vehicle(VIN)
+  if (creds === null) throw new Error('no vehicle certificate')
+  // The same PUBLISH (packet id 7) twice, on two connections: the first PUBACK was "lost".
+  for (let i = 0; i < 2; i++) {
+    // A raw MQTT client: the packet id and DUP flag are the test's [MQTT-4.4.0-1].
+    const socket = tls.connect({ host: '127.0.0.1', port: gw.mqttPort, ca: gw.pki.ca, key: creds.key, cert: creds.cert })
+    t.teardown(() => socket.destroy())
+    const parser = mqttPacket.parser({ protocolVersion: 4 })
+    const pubacked = new Promise<void>((resolve, reject) => {
+      parser.on('packet', (p) => {
+        if (p.cmd === 'connack') socket.write(mqttPacket.generate({ cmd: 'publish', topic: `vehicles/${VIN}/up`, payload: bytes, qos: 1, messageId: 7, dup: i > 0, retain: false }))
+        if (p.cmd === 'puback') resolve()
+      })
+      socket.once('error', reject)
+    })
+    socket.on('data', (d: Buffer) => parser.parse(d))
+    socket.on('secureConnect', () => socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: VIN, keepalive: 60 })))
+    await pubacked
+    socket.destroy()
+  }
+  await gw.gateway.log.flush()
+  const rows = (await gw.store.transactions.listForVehicle({ vin: VIN, direction: 'up', limit: 10 })).items
+  t.equal(rows.length, 1, 'one rejected row for the two copies')
+  t.match(rows[0], { status: 'rejected', errorCode: 'GW_ERR_ENVELOPE_MALFORMED' })
 })
