@@ -5,6 +5,7 @@ import { loadConfig, type ConfigInput } from '../gateway/index.ts'
 import { writeExportFiles } from '../gateway/lifecycle/legal-export.ts'
 import { formatPeriod, parseMarket, parsePeriod } from '../gateway/lifecycle/retention-period.ts'
 import { verifyExportDir } from '../gateway/lifecycle/verify-export.ts'
+import { verifyLog } from '../gateway/ledger/log-verify.ts'
 import { GatewayError, isValidVin } from '../protocol/index.ts'
 import { withStore } from './cli-store.ts'
 
@@ -88,15 +89,46 @@ export function addLifecycleCommands (program: Command): void {
       process.stdout.write(`${manifest.rowCount} records of ${manifest.vin} to ${out}\nsha256 ${manifest.sha256}\nchain head ${manifest.chainHead}\n`)
     })
   exp.command('verify <dir>')
-    .description('check an export from its files alone: file hash, hash chain, record count; names every tampered record')
-    .action(async (dir: string) => {
-      const v = await verifyExportDir(path.resolve(dir))
+    .description('check an export from its files alone: file hash, hash chain, record count; names every tampered record. With --checkpoints, also proves every record against the ledger\'s signed checkpoints')
+    .option('--checkpoints <dir>', 'the ledger\'s checkpoint directory (VGW_LEDGER_DIR, or a copy from the write-once store)')
+    .option('--key <verifier>', 'a trusted verifier key (vgw ledger key prints it; repeatable; default: key.pub in the checkpoint directory)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .action(async (dir: string, flags: { checkpoints?: string, key: string[] }) => {
+      const v = await verifyExportDir(path.resolve(dir), flags.checkpoints === undefined ? undefined : { dir: path.resolve(flags.checkpoints), keys: flags.key })
       if (v.ok) {
-        process.stdout.write(`OK: ${v.rows} records, sha256 ${v.fileSha256}, chain head ${v.head}\n`)
+        process.stdout.write(`OK: ${v.rows} records, sha256 ${v.fileSha256}, chain head ${v.head}${flags.checkpoints === undefined ? '' : ', every record proven against the signed checkpoints'}\n`)
         return
       }
       process.stdout.write(`TAMPERED: ${v.findings.length} finding(s)${v.fileHashMatches ? '' : '; the file\'s SHA-256 differs from the manifest'}\n`)
       for (const f of v.findings) process.stdout.write(`  ${f.line === 0 ? 'file' : `line ${f.line}`}${f.seq !== null ? ` (record ${f.seq})` : ''}: ${f.problem}: ${f.detail}\n`)
+      process.exitCode = 1
+    })
+}
+
+/** `vgw log verify`: the whole log (or a period) against the ledger's signed checkpoints. */
+export function addLogCommands (program: Command): void {
+  const log = program.command('log').description('the transaction log as a whole')
+  dbFlags(log.command('verify')
+    .description('prove every row checkpointed in a period against the ledger\'s signed checkpoints; names each row altered, deleted or inserted; exit 1 when any is')
+    .requiredOption('--checkpoints <dir>', 'the ledger\'s checkpoint directory (VGW_LEDGER_DIR, or a copy from the write-once store)')
+    .option('--key <verifier>', 'a trusted verifier key (repeatable; default: key.pub in the checkpoint directory)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--from <date>', 'inclusive (default: the beginning)')
+    .option('--to <date>', 'exclusive (default: now)'))
+    .action(async (opts: { checkpoints: string, key: string[], from?: string, to?: string, databaseUrl?: string, dataDir?: string }) => {
+      const req = {
+        from: opts.from === undefined ? new Date(0) : date('from', opts.from),
+        to: opts.to === undefined ? new Date() : date('to', opts.to),
+        checkpointDir: path.resolve(opts.checkpoints),
+        keys: opts.key
+      }
+      const started = performance.now()
+      const v = await withStore(config(opts), (store) => verifyLog(store, req))
+      const seconds = ((performance.now() - started) / 1000).toFixed(1)
+      if (v.ok) {
+        process.stdout.write(`OK: ${v.rows} rows in ${v.batches} batches and ${v.blocks} checkpoints proven (${seconds} s)\n`)
+        return
+      }
+      process.stdout.write(`TAMPERED: ${v.findings.length} finding(s) over ${v.rows} rows in ${v.batches} batches and ${v.blocks} checkpoints (${seconds} s)\n`)
+      for (const f of v.findings) process.stdout.write(`  ${f.problem}: ${f.subject}: ${f.detail}\n`)
       process.exitCode = 1
     })
 }

@@ -6,7 +6,7 @@ import { GatewayError } from '../protocol/index.ts'
 import { withStore } from './cli-store.ts'
 import { runStart } from './start-command.ts'
 import { addFleetCommand } from './fleet-command.ts'
-import { addLifecycleCommands } from './lifecycle-commands.ts'
+import { addLifecycleCommands, addLogCommands } from './lifecycle-commands.ts'
 import { addEnvelopeCommand } from './envelope-command.ts'
 import { addKeyCommands } from './key-commands.ts'
 
@@ -82,6 +82,7 @@ export function buildProgram (): Command {
     })
   addFleetCommand(program)
   addLifecycleCommands(program)
+  addLogCommands(program)
   addEnvelopeCommand(program)
   return program
 }

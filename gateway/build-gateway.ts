@@ -1,4 +1,6 @@
 import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
@@ -16,6 +18,8 @@ import { MeteredEventHub, Telemetry } from './metrics/telemetry.ts'
 import { Overload } from './overload.ts'
 import { commitStallReason } from './readiness.ts'
 import { WebhookDelivery } from './webhooks/webhook-delivery.ts'
+import { Ledger } from './ledger/ledger.ts'
+import { loadCheckpointSigner } from './ledger/checkpoint-signer.ts'
 
 export interface GatewayDeps {
   store: Store
@@ -36,6 +40,8 @@ export interface Gateway {
   readonly dispatcher: Dispatcher
   readonly hub: EventHub
   readonly expiry: ExpiryJob
+  /** The write-time ledger: every committed log row's leaf, chained and checkpointed (docs/legal-export.md). */
+  readonly ledger: Ledger
   readonly telemetry: Telemetry
   /** Starts both listeners; resolves with the bound ports (useful with port 0). */
   listen(): Promise<{ mqttPort: number, httpPort: number }>
@@ -182,6 +188,17 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     await deps.store.transactions.ensurePartitionRange(new Date(t - config.envelope.maxAgeMs), new Date(t + 62 * 24 * 3600_000))
   }
   let maintenance: NodeJS.Timeout | null = null
+  const ledgerSettings = config.ledger ?? {
+    keyFile: path.join(config.dataDir, 'ledger', 'ledger.key'), createKey: true, checkpointDir: path.join(config.dataDir, 'ledger', 'checkpoints'), checkpointIntervalMs: 10_000
+  }
+  const ledger = new Ledger({
+    store: deps.store,
+    signer: loadCheckpointSigner(ledgerSettings.keyFile, 'vgw-ledger', ledgerSettings.createKey),
+    settings: { ...ledgerSettings, flushIntervalMs: 200 },
+    epoch: newId(),
+    gateway: os.hostname(),
+    logger: logger.child({ part: 'ledger' })
+  })
 
   return {
     edge,
@@ -192,8 +209,11 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     hub,
     expiry,
     telemetry,
+    ledger,
     async listen () {
       await maintainPartitions()
+      // Before any row commits: the ledger must see every one.
+      await ledger.start()
       maintenance = setInterval(() => {
         maintainPartitions().catch((err: unknown) => logger.warn({ err }, 'partition maintenance failed; retrying later'))
       }, PARTITION_MAINTENANCE_MS)
@@ -235,6 +255,8 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       await Promise.race([Promise.all([log.flush(), transitions.flush()]), deadline])
       await edge.close()
       await Promise.all([log.close(), transitions.close()])
+      // After the last commits: their leaves are stored and a last checkpoint signed.
+      await ledger.close()
       // Responses still being written (an export ending as failed) get a moment; then what is left
       // is cut: a keep-alive connection that never sends another request would otherwise hold
       // close() until its keep-alive timeout (72 s).

@@ -62,6 +62,12 @@ export interface GatewayConfig {
    * Undefined: as 0.
    */
   tlsSessions?: { ticketRotationMs: number, lifetimeSeconds: number }
+  /**
+   * The write-time ledger (docs/legal-export.md, "Proving the log"): the checkpoint signing key (a
+   * file the database never sees; made when missing only when it is the default), where signed
+   * checkpoints go, and how often. Undefined: as loadConfig's defaults under dataDir.
+   */
+  ledger?: { keyFile: string, createKey: boolean, checkpointDir: string, checkpointIntervalMs: number }
 }
 
 export const DEV_CERT_DIR = 'certs/dev'
@@ -130,6 +136,9 @@ export const SETTINGS = {
   retentionFloor: { env: 'VGW_RETENTION_FLOOR', flag: '--retention-floor', description: 'retention no API call can go below, per market: DE:10y,US:7y,default:1y (default: none)' },
   appDatabaseUrl: { env: 'VGW_APP_DATABASE_URL', flag: '--app-database-url', description: 'the gateway\'s own login, a member of vgw_app only (default: derived from DATABASE_URL and created by migrate)' },
   retentionIntervalMs: { env: 'VGW_RETENTION_INTERVAL_MS', flag: '--retention-interval-ms', description: 'how often the gateway runs retention (default 86400000: daily; 0: never)' },
+  ledgerKey: { env: 'VGW_LEDGER_KEY', flag: '--ledger-key', description: 'Ed25519 private key (PKCS#8 PEM) that signs the ledger\'s checkpoints; keep it away from the database (default VGW_DATA_DIR/ledger/ledger.key, made when missing)' },
+  ledgerDir: { env: 'VGW_LEDGER_DIR', flag: '--ledger-dir', description: 'where signed ledger checkpoints are written, one file each, outside the database: a write-once store in production (default VGW_DATA_DIR/ledger/checkpoints)' },
+  ledgerCheckpointMs: { env: 'VGW_LEDGER_CHECKPOINT_MS', flag: '--ledger-checkpoint-ms', description: 'how often the ledger signs a checkpoint when it grew: rows change unnoticed at most this long after their commit (default 10000)' },
   webhookRetryPeriodMs: { env: 'VGW_WEBHOOK_RETRY_PERIOD_MS', flag: '--webhook-retry-period-ms', description: 'how long a webhook batch is retried before it becomes a dead letter (default 86400000: 1 day)' },
   webhookBackoffMs: { env: 'VGW_WEBHOOK_BACKOFF_MS', flag: '--webhook-backoff-ms', description: 'first retry delay of a webhook batch; doubled per attempt up to 5 minutes (default 1000)' },
   webhookPollMs: { env: 'VGW_WEBHOOK_POLL_MS', flag: '--webhook-poll-ms', description: 'how often a caught-up webhook looks at the feed again (default 500)' },
@@ -235,9 +244,10 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
   if (workers > 1 && redisUrl === undefined) {
     throw invalid('workers', String(workers), `several gateway processes share one fleet through Redis: set ${SETTINGS.redisUrl.env} too`)
   }
+  const dataDir = path.resolve(cwd, get('dataDir') ?? '.data')
   return {
     databaseUrl,
-    dataDir: path.resolve(cwd, get('dataDir') ?? '.data'),
+    dataDir,
     host,
     mqttPort: integer('mqttPort', get('mqttPort'), 8883, 0, 65535),
     httpPort: integer('httpPort', get('httpPort'), 8080, 0, 65535),
@@ -305,6 +315,12 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
       maxEventLoopDelayMs: integer('overloadMaxEventLoopDelayMs', get('overloadMaxEventLoopDelayMs'), 200, 0, 600_000),
       sampleMs: 250,
       retryAfterSeconds: integer('overloadRetryAfterS', get('overloadRetryAfterS'), 1, 1, 3600)
+    },
+    ledger: {
+      keyFile: path.resolve(cwd, get('ledgerKey') ?? path.join(dataDir, 'ledger', 'ledger.key')),
+      createKey: get('ledgerKey') === undefined,
+      checkpointDir: path.resolve(cwd, get('ledgerDir') ?? path.join(dataDir, 'ledger', 'checkpoints')),
+      checkpointIntervalMs: integer('ledgerCheckpointMs', get('ledgerCheckpointMs'), 10_000, 100, 3_600_000)
     },
     webhooks: {
       retryPeriodMs: integer('webhookRetryPeriodMs', get('webhookRetryPeriodMs'), 86_400_000, 0, 30 * 86_400_000),

@@ -29,6 +29,8 @@ export interface ExportLine {
   prevHash: string
   hash: string
   record: { [key: string]: JsonValue }
+  /** The record's proof against a signed ledger checkpoint (docs/legal-export.md, "Proving the log"); null when it has none. */
+  ledger?: JsonValue
 }
 
 export interface ExportManifest {
@@ -45,6 +47,8 @@ export interface ExportManifest {
   chainHead: string
   exportedAt: string
   exportedBy: string
+  /** The ledger blocks the lines' proofs lead to, with their signed notes. */
+  ledger?: JsonValue
 }
 
 /** Builds the chain line by line while the rows stream. */
@@ -52,10 +56,10 @@ export class ChainWriter {
   #seq = 0
   #prev = GENESIS
 
-  line (record: { [key: string]: JsonValue }): string {
+  line (record: { [key: string]: JsonValue }, ledger?: JsonValue): string {
     this.#seq++
     const hash = chainHash(this.#prev, record)
-    const text = JSON.stringify({ seq: this.#seq, prevHash: this.#prev, hash, record } satisfies ExportLine)
+    const text = JSON.stringify({ seq: this.#seq, prevHash: this.#prev, hash, record, ...(ledger !== undefined ? { ledger } : {}) } satisfies ExportLine)
     this.#prev = hash
     return text + '\n'
   }
@@ -74,6 +78,8 @@ export interface TamperFinding {
   line: number
   seq: number | null
   problem: 'unreadable' | 'edited' | 'deleted' | 'inserted' | 'reordered' | 'chain-broken' | 'count-mismatch' | 'head-mismatch'
+    /** Against the ledger's signed checkpoints (vgw export verify --checkpoints). */
+    | 'unproven' | 'altered' | 'checkpoint'
   detail: string
 }
 

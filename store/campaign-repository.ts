@@ -4,6 +4,7 @@ import { inTransaction } from './in-transaction.ts'
 import type { MessageContent } from './message-repository.ts'
 import { translateError } from './store-errors.ts'
 import { LOG_COLUMNS } from './transaction-rows.ts'
+import type { CommittedLeaf, LogCommitted } from './log-committed.ts'
 
 export interface NewCampaign extends MessageContent {
   id: string
@@ -41,8 +42,11 @@ async function refuseLargeMarket (client: pg.PoolClient, market: string, max: nu
 export class CampaignRepository {
   readonly #pool: pg.Pool
 
-  constructor (pool: pg.Pool) {
+  readonly #committed: LogCommitted
+
+  constructor (pool: pg.Pool, committed: LogCommitted) {
     this.#pool = pool
+    this.#committed = committed
   }
 
   /**
@@ -50,7 +54,7 @@ export class CampaignRepository {
    * transaction: a single INSERT … SELECT for the messages and one for the log.
    */
   async create (c: NewCampaign): Promise<CreatedCampaign> {
-    return await inTransaction(this.#pool, async (client) => {
+    const { created, leaves } = await inTransaction(this.#pool, async (client) => {
       const vins = 'vins' in c.target ? c.target.vins : null
       const market = 'market' in c.target ? c.target.market : null
       const byVins = vins !== null
@@ -65,7 +69,7 @@ export class CampaignRepository {
           [vins])
         skippedVins = skipped.rows.map((r) => r.vin)
       }
-      const inserted = await client.query<{ n: number }>(
+      const inserted = await client.query<{ n: number, xid: string, ids: string[] | null, leaves: Buffer | null }>(
         `WITH targets AS (${targets}),
          ins AS (
            INSERT INTO messages (id, vin, market, api_key_id, campaign_id, type, payload, attributes, ttl_seconds, priority, status, created_at, expires_at, fallback_at)
@@ -75,13 +79,15 @@ export class CampaignRepository {
            RETURNING *
          ),
          logged AS (
-           INSERT INTO transactions (${LOG_COLUMNS})
+           INSERT INTO transactions AS t (${LOG_COLUMNS})
            SELECT vgw_uuid_v7($9::timestamptz), created_at, vin, market, 'down', 'MESSAGE', type, id::text, NULL, (extract(epoch FROM created_at) * 1000)::int8,
              ttl_seconds, attributes, NULL, NULL, 'queued', NULL, NULL, jsonb_build_object('campaignId', campaign_id, 'priority', priority)
            FROM ins
-           RETURNING vin
+           RETURNING t.id, vgw_log_leaf(t) AS leaf
          )
-         SELECT count(*)::int AS n FROM logged`,
+         -- The ledger's part, compact: ids and leaves in id order (a campaign may have many rows).
+         SELECT count(*)::int AS n, pg_current_xact_id()::text AS xid, array_agg(id ORDER BY id)::text[] AS ids,
+           string_agg(leaf, ''::bytea ORDER BY id) AS leaves FROM logged`,
         [vins ?? market, c.apiKeyId, c.id, c.type, Buffer.from(c.payload), JSON.stringify(c.attributes), c.ttlSeconds, c.priority, c.createdAt, c.fallbackAfterSeconds ?? null])
       const n = inserted.rows[0]?.n ?? 0
       // Vehicles registered since the count could carry a market past the cap; the transaction rolls back then.
@@ -89,8 +95,12 @@ export class CampaignRepository {
       await client.query(
         `INSERT INTO campaigns (id, api_key_id, type, target, message_count, skipped_vins, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
         [c.id, c.apiKeyId, c.type, JSON.stringify(vins !== null ? { vins: vins.length } : { market }), n, JSON.stringify(skippedVins), c.createdAt])
-      return { id: c.id, messageCount: n, skippedVins }
+      const row = inserted.rows[0]
+      const leaves: CommittedLeaf[] = (row?.ids ?? []).map((id, i) => ({ id, xid: row?.xid ?? '', leaf: (row?.leaves as Buffer).subarray(i * 32, i * 32 + 32) }))
+      return { created: { id: c.id, messageCount: n, skippedVins }, leaves }
     })
+    this.#committed.emit(leaves)
+    return created
   }
 
   /** Which of these vehicles have a pending message of the campaign. */

@@ -15,6 +15,8 @@ import { OpsRepository } from './ops-repository.ts'
 import { FeedRepository } from './feed-repository.ts'
 import { WebhookRepository } from './webhook-repository.ts'
 import { TicketKeyRepository } from './ticket-key-repository.ts'
+import { LedgerRepository } from './ledger-repository.ts'
+import { LogCommitted, type CommittedLeaf } from './log-committed.ts'
 
 export { startEmbeddedPostgres, runningEmbeddedUrl, lockDataDir, type EmbeddedPostgres } from './embedded-postgres.ts'
 export { SCOPES, isScope, grants, type Scope, type ApiKeyIdentity, type CreatedApiKey, type ApiKeyInfo, type RotatedApiKey, ApiKeyRepository } from './api-key-repository.ts'
@@ -27,6 +29,8 @@ export { FeedRepository, FEED_START, encodeFeedCursor, decodeFeedCursor, feedPos
 export { WebhookRepository, type Webhook, type WebhookBatch, type LeasedWebhook, type NewWebhook, type WebhookFailure } from './webhook-repository.ts'
 export { CampaignRepository, type NewCampaign, type CreatedCampaign, type CampaignReport } from './campaign-repository.ts'
 export { TicketKeyRepository, TICKET_SECRET_BYTES } from './ticket-key-repository.ts'
+export { LedgerRepository, type LedgerBatch, type LedgerBatchRow, type LedgerBlock } from './ledger-repository.ts'
+export { LogCommitted, type CommittedLeaf } from './log-committed.ts'
 export { OpsRepository, type MessageTraceRows, type TransactionWithCommit } from './ops-repository.ts'
 
 /** Connections per pool; each pool is a bulkhead (docs/architecture.md, "Bulkheads"). */
@@ -78,6 +82,10 @@ export interface Store {
   readonly ops: OpsRepository
   /** TLS session ticket secrets shared by a cluster, on the API pool (never on CONNACK's path). */
   readonly ticketKeys: TicketKeyRepository
+  /** The write-time ledger's batches, epochs and checkpoints (migration 0015). */
+  readonly ledger: LedgerRepository
+  /** Called with every committed log row's leaf, all of one transaction together (the ledger listens). */
+  onLogCommitted(listener: (rows: readonly CommittedLeaf[]) => void): () => void
   /** The role the pool's connections work as (the app role after migration 0005). */
   currentRole(): Promise<string>
   migrate(): Promise<void>
@@ -105,12 +113,15 @@ export function openStore (opts: StoreOptions): Store {
   const db = open('api')
   const exportDb = open('export')
   const all = [commit, db, exportDb]
+  const committed = new LogCommitted()
   return {
-    transactions: new TransactionLog(commit.pool, db.pool),
+    onLogCommitted: (listener) => committed.on(listener),
+    ledger: new LedgerRepository(commit.pool, db.pool),
+    transactions: new TransactionLog(commit.pool, db.pool, committed),
     vehicles: new VehicleRepository(commit.pool, db.orm),
     apiKeys: new ApiKeyRepository(db.pool, opts.newId),
-    messages: new MessageRepository(commit.pool, db.pool),
-    campaigns: new CampaignRepository(db.pool),
+    messages: new MessageRepository(commit.pool, db.pool, committed),
+    campaigns: new CampaignRepository(db.pool, committed),
     lifecycle: new LifecycleRepository(db.pool, opts.url, opts.newId, opts.retentionFloors ?? {}),
     exports: new ExportReader(exportDb.pool),
     feed: new FeedRepository(db.pool),

@@ -3,7 +3,8 @@ import { GatewayError } from '../protocol/index.ts'
 import { translateError } from './store-errors.ts'
 import type { TransactionRecord } from './transaction-log.ts'
 import { inTransaction } from './in-transaction.ts'
-import { fromRow, LOG_COLUMNS, type Row } from './transaction-rows.ts'
+import { leavesOf, type LogCommitted } from './log-committed.ts'
+import { fromRow, LOG_COLUMNS, LOG_RETURNING, type Row } from './transaction-rows.ts'
 
 export const MESSAGE_STATUSES = ['queued', 'sent', 'delivered', 'acknowledged', 'expired', 'failed'] as const
 export type MessageStatus = typeof MESSAGE_STATUSES[number]
@@ -102,14 +103,14 @@ WITH input AS (
     AND NOT EXISTS (SELECT 1 FROM transactions t WHERE t.vin = i.vin AND t.occurred_at = i.at AND t.id = i.log_id)
   RETURNING m.*, i.at AS t_at, i.raw AS t_raw, i.log_id AS t_log_id, i.status AS t_status
 )
-INSERT INTO transactions (${LOG_COLUMNS})
+INSERT INTO transactions AS t (${LOG_COLUMNS})
 SELECT t_log_id, t_at, vin, market, 'down', 'MESSAGE', type, id::text, NULL, (extract(epoch FROM created_at) * 1000)::int8,
   ttl_seconds, attributes, CASE WHEN t_status = 'acknowledged' THEN ack_status END, NULL, t_status, NULL, t_raw,
   CASE WHEN campaign_id IS NULL THEN jsonb_build_object('attempt', attempts) ELSE jsonb_build_object('attempt', attempts, 'campaignId', campaign_id) END
 FROM moved
 -- The NOT EXISTS above cannot see a first attempt still running; the unique (vin, occurred_at, id) index can.
 ON CONFLICT DO NOTHING
-RETURNING *`
+${LOG_RETURNING}`
 
 // Messages and their `queued` log rows in one statement, so in one implicit transaction, for
 // one send or a batch of concurrent sends (one commit for all). Each vehicle's market comes from
@@ -129,11 +130,11 @@ const ENQUEUE_SQL = `WITH input AS (
   ON CONFLICT (api_key_id, idempotency_key) DO NOTHING
   RETURNING id, created_at, vin, market, type, ttl_seconds, attributes, priority, expires_at
 )
-INSERT INTO transactions (${LOG_COLUMNS})
+INSERT INTO transactions AS t (${LOG_COLUMNS})
 SELECT i.log_id, m.created_at, m.vin, m.market, 'down', 'MESSAGE', m.type, m.id::text, NULL, (extract(epoch FROM m.created_at) * 1000)::int8,
   m.ttl_seconds, m.attributes, NULL, NULL, 'queued', NULL, NULL, jsonb_build_object('priority', m.priority, 'expiresAt', m.expires_at)
 FROM m JOIN input i ON i.id = m.id
-RETURNING *`
+${LOG_RETURNING}`
 
 // What became of sends that made no row: the id their idempotency key already names, or whether their vehicle exists.
 const EXISTING_SQL = `SELECT m.api_key_id AS "apiKeyId", m.idempotency_key AS "idempotencyKey", m.id, m.status
@@ -158,9 +159,12 @@ export class MessageRepository {
   readonly #commitPool: pg.Pool
   readonly #pool: pg.Pool
 
-  constructor (commitPool: pg.Pool, pool: pg.Pool) {
+  readonly #committed: LogCommitted
+
+  constructor (commitPool: pg.Pool, pool: pg.Pool, committed: LogCommitted) {
     this.#commitPool = commitPool
     this.#pool = pool
+    this.#committed = committed
   }
 
   /** One send: see enqueueMany. */
@@ -181,10 +185,11 @@ export class MessageRepository {
   async enqueueMany (ms: readonly NewMessage[]): Promise<Array<EnqueueResult | 'vehicle-not-found' | GatewayError>> {
     let rows: Row[]
     try {
-      rows = (await this.#pool.query<Row>({ name: 'vgw_enqueue', text: ENQUEUE_SQL, values: enqueueColumns(ms) })).rows
+      rows = (await this.#pool.query<Row>({ name: 'vgw_enqueue_v2', text: ENQUEUE_SQL, values: enqueueColumns(ms) })).rows
     } catch (err) {
       throw translateError(err)
     }
+    this.#committed.emit(leavesOf(rows))
     const logged = new Map(rows.map((r) => [r.message_id, fromRow(r)]))
     const results = ms.map((m): EnqueueResult | null => {
       const row = logged.get(m.id)
@@ -250,7 +255,7 @@ export class MessageRepository {
       seen.set(tr.messageId, round + 1)
       ;(rounds[round] ??= []).push(tr)
     }
-    return await inTransaction(this.#commitPool, async (client) => {
+    const logged = await inTransaction(this.#commitPool, async (client) => {
       const logged: TransactionRecord[] = []
       for (const round of rounds) {
         const { rows } = await client.query<Row>(TRANSITION_SQL, [
@@ -262,6 +267,8 @@ export class MessageRepository {
       }
       return logged
     })
+    this.#committed.emit(leavesOf(logged))
+    return logged
   }
 
   /** Marks every queued or sent message whose TTL has run out as expired, with log rows; set-based. */
@@ -273,10 +280,11 @@ export class MessageRepository {
          ), expired AS (
            UPDATE messages m SET status = 'expired', finished_at = $1 FROM due WHERE m.id = due.id RETURNING m.*
          )
-         INSERT INTO transactions (${LOG_COLUMNS})
+         INSERT INTO transactions AS t (${LOG_COLUMNS})
          SELECT vgw_uuid_v7($1), $1, vin, market, 'down', 'MESSAGE', type, id::text, NULL, (extract(epoch FROM created_at) * 1000)::int8,
            ttl_seconds, attributes, NULL, NULL, 'expired', NULL, NULL, jsonb_build_object('expiresAt', expires_at)
-         FROM expired RETURNING *`, [now, limit])
+         FROM expired ${LOG_RETURNING}`, [now, limit])
+      this.#committed.emit(leavesOf(rows))
       return rows.map(fromRow)
     } catch (err) {
       throw translateError(err)
@@ -296,11 +304,12 @@ export class MessageRepository {
          ), fell AS (
            UPDATE messages m SET fallback_due_at = $1 FROM due WHERE m.id = due.id RETURNING m.*
          )
-         INSERT INTO transactions (${LOG_COLUMNS})
+         INSERT INTO transactions AS t (${LOG_COLUMNS})
          SELECT vgw_uuid_v7($1), $1, vin, market, 'down', 'MESSAGE', type, id::text, NULL, (extract(epoch FROM created_at) * 1000)::int8,
            ttl_seconds, attributes, NULL, NULL, 'fallback_due', NULL, NULL,
            jsonb_strip_nulls(jsonb_build_object('messageStatus', status, 'fallbackAt', fallback_at, 'expiresAt', expires_at, 'campaignId', campaign_id))
-         FROM fell RETURNING *`, [now, limit])
+         FROM fell ${LOG_RETURNING}`, [now, limit])
+      this.#committed.emit(leavesOf(rows))
       return rows.map(fromRow)
     } catch (err) {
       throw translateError(err)

@@ -3,6 +3,7 @@ import { GatewayError } from '../protocol/index.ts'
 import { translateError } from './store-errors.ts'
 import { ArrayColumnWriter, type ElementType } from './binary-columns.ts'
 import { fromRow, type Row } from './transaction-rows.ts'
+import { leavesOf, type LogCommitted } from './log-committed.ts'
 
 export type Direction = 'up' | 'down' | 'system'
 
@@ -34,6 +35,8 @@ export interface TransactionRecord {
    * the row's position in the feed (README, "Integrating a backend").
    */
   xid?: string
+  /** The row's ledger leaf, SHA-256 of its stored fields (protocol/ledger.ts), once committed. */
+  leaf?: Buffer
 }
 
 export interface TransactionQuery {
@@ -73,16 +76,17 @@ const COLUMNS = [
  */
 const COLUMN_LIST = COLUMNS.map(([c]) => c).join(', ')
 const appendSql = (rows: string, onConflict = 'ON CONFLICT DO NOTHING'): string => `WITH inserted AS (
-  INSERT INTO transactions (${COLUMN_LIST})
+  INSERT INTO transactions AS t (${COLUMN_LIST})
   ${rows}
   ${onConflict}
-  RETURNING id
+  RETURNING t.id, vgw_log_leaf(t) AS leaf
 )
-SELECT pg_current_xact_id()::text AS xid, now() AS received_at, count(*)::int AS n,
-  CASE WHEN count(*) < cardinality($1::uuid[]) THEN coalesce(array_agg(id)::text[], '{}') END AS ids
+SELECT pg_current_xact_id()::text AS xid, date_trunc('milliseconds', now()) AS received_at, count(*)::int AS n,
+  CASE WHEN count(*) < cardinality($1::uuid[]) THEN coalesce(array_agg(id ORDER BY id)::text[], '{}') END AS ids,
+  string_agg(leaf, ''::bytea ORDER BY id) AS leaves
 FROM inserted`
 const UNNEST = `SELECT * FROM unnest(${COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(', ')}) AS u(${COLUMN_LIST})`
-const APPEND = { name: 'vgw_log_append_v2', text: appendSql(UNNEST) }
+const APPEND = { name: 'vgw_log_append_v3', text: appendSql(UNNEST) }
 /*
  * The same without ON CONFLICT: a plain insert costs PostgreSQL about 2.8 µs less per row (the
  * speculative insertion that ON CONFLICT needs), and the dedup index still refuses a repeated
@@ -90,10 +94,10 @@ const APPEND = { name: 'vgw_log_append_v2', text: appendSql(UNNEST) }
  * APPEND, and so are the batches of the next REPEAT_WINDOW_MS, since repeats come in bursts
  * (vehicles that reconnect send again what was not acknowledged).
  */
-const APPEND_PLAIN = { name: 'vgw_log_append_plain_v2', text: appendSql(UNNEST, '') }
+const APPEND_PLAIN = { name: 'vgw_log_append_plain_v3', text: appendSql(UNNEST, '') }
 const REPEAT_WINDOW_MS = 2000
 const UNIQUE_VIOLATION = '23505'
-interface AppendResult { xid: string, received_at: Date, n: number, ids: string[] | null }
+interface AppendResult { xid: string, received_at: Date, n: number, ids: string[] | null, leaves: Buffer | null }
 interface Statement { name: string, text: string }
 
 const PARTITION_MISSING = '23514'
@@ -117,13 +121,24 @@ function toColumns (records: readonly TransactionRecord[]): Buffer[] {
     attributes, ackStatus, ackReason, status, errorCode, raw, details].map((c) => c.finish())
 }
 
-/** The records the statement inserted, each given its feed position (the xid that inserted it) and the database's received_at. */
+/**
+ * The records the statement inserted, each given its feed position (the xid that inserted it), the
+ * database's received_at and its ledger leaf (the statement answers the leaves in id order).
+ */
 function insertedOf (records: readonly TransactionRecord[], result: AppendResult | undefined): TransactionRecord[] {
-  if (result === undefined) return []
+  if (result === undefined || result.n === 0) return []
   const { xid, received_at: receivedAt } = result
-  if (result.ids === null) return records.map((r) => ({ ...r, receivedAt, xid }))
-  const ids = new Set(result.ids)
-  return records.filter((r) => ids.has(r.id)).map((r) => ({ ...r, receivedAt, xid }))
+  const ids = result.ids === null ? null : new Set(result.ids)
+  const inserted = ids === null ? records : records.filter((r) => ids.has(r.id))
+  const leafOf = new Map<string, Buffer>()
+  if (result.leaves !== null) {
+    const byId = inserted.map((r) => r.id).sort()
+    for (let i = 0; i < byId.length; i++) leafOf.set(byId[i] as string, result.leaves.subarray(i * 32, i * 32 + 32))
+  }
+  return inserted.map((r) => {
+    const leaf = leafOf.get(r.id)
+    return leaf === undefined ? { ...r, receivedAt, xid } : { ...r, receivedAt, xid, leaf }
+  })
 }
 
 /**
@@ -143,9 +158,12 @@ export class TransactionLog {
   /** Until then, appends skip repeated uplinks instead of failing on them (APPEND_PLAIN). */
   #skipRepeatsUntil = 0
 
-  constructor (commitPool: pg.Pool, readPool: pg.Pool) {
+  readonly #committed: LogCommitted
+
+  constructor (commitPool: pg.Pool, readPool: pg.Pool, committed: LogCommitted) {
     this.#commitPool = commitPool
     this.#pool = readPool
+    this.#committed = committed
   }
 
   /**
@@ -161,11 +179,33 @@ export class TransactionLog {
       ? APPEND
       : performance.now() < this.#skipRepeatsUntil ? APPEND : APPEND_PLAIN
     try {
-      return await this.#insert(records, statement, values, true)
+      const inserted = await this.#insert(records, statement, values, true)
+      this.#committed.emit(leavesOf(inserted))
+      if (statement === APPEND && inserted.length < records.length) await this.#adoptEarlierAttempt(records.filter((r) => this.#uncertain.has(r)))
+      return inserted
     } catch (err) {
       // Whether it committed is unknown (the answer may be what was lost): the next attempt checks.
       for (const r of records) this.#uncertain.add(r)
       throw translateError(err)
+    }
+  }
+
+  /**
+   * Rows of ours that an earlier attempt stored while its answer was lost: their leaves never
+   * reached the ledger, so they are read back and reported now (only rows this gateway wrote:
+   * a row that someone else put in the table is never taken into the ledger this way).
+   */
+  async #adoptEarlierAttempt (mine: readonly TransactionRecord[]): Promise<void> {
+    if (mine.length === 0) return
+    try {
+      const { rows } = await this.#commitPool.query<{ id: string, xid: string, leaf: Buffer }>(
+        `SELECT t.id, t.xid::text AS xid, vgw_log_leaf(t) AS leaf FROM transactions t
+         JOIN unnest($1::text[], $2::timestamptz[], $3::uuid[]) AS u(vin, occurred_at, id) ON t.vin IS NOT DISTINCT FROM u.vin AND t.occurred_at = u.occurred_at AND t.id = u.id
+         WHERE NOT EXISTS (SELECT 1 FROM ledger_batches b WHERE b.xid = t.xid)`,
+        [mine.map((r) => r.vin), mine.map((r) => r.occurredAt), mine.map((r) => r.id)])
+      this.#committed.emit(rows)
+    } catch {
+      // Committed all the same; `vgw log verify` names such rows as in no batch.
     }
   }
 

@@ -23,6 +23,8 @@ export interface Row {
   details: Record<string, unknown> | null
   /** The inserting transaction's id (xid8, as text), where the statement returned it. */
   xid?: string
+  /** The row's ledger leaf (vgw_log_leaf, migration 0015), where the statement returned it. */
+  leaf?: Buffer
 }
 
 export function fromRow (r: Row): TransactionRecord {
@@ -46,7 +48,8 @@ export function fromRow (r: Row): TransactionRecord {
     errorCode: r.error_code,
     raw: r.raw,
     details: r.details,
-    ...(r.xid !== undefined ? { xid: r.xid } : {})
+    ...(r.xid !== undefined ? { xid: r.xid } : {}),
+    ...(r.leaf !== undefined ? { leaf: r.leaf } : {})
   }
 }
 
@@ -55,5 +58,8 @@ export function fromRow (r: Row): TransactionRecord {
  * The log's columns in insert order, for statements that write log rows next to their status changes.
  * received_at and xid are not among them: the database sets both (migration 0014).
  */
+/** What a statement that writes log rows answers for each: the row, its xid and its ledger leaf (INSERT INTO transactions AS t). */
+export const LOG_RETURNING = 'RETURNING t.*, vgw_log_leaf(t) AS leaf'
+
 export const LOG_COLUMNS = `id, occurred_at, vin, market, direction, kind, type, message_id, correlation_id, created_at_ms,
   ttl_seconds, attributes, ack_status, ack_reason, status, error_code, raw, details`

@@ -3,9 +3,13 @@ import { once } from 'node:events'
 import fs from 'node:fs'
 import path from 'node:path'
 import type { Writable } from 'node:stream'
-import { ChainWriter, EXPORT_FORMAT, GENESIS, GatewayError, type ExportManifest } from '../../protocol/index.ts'
-import type { Store } from '../../store/index.ts'
+import { ChainWriter, EXPORT_FORMAT, GENESIS, GatewayError, type ExportManifest, type JsonValue } from '../../protocol/index.ts'
+import type { Store, TransactionRecord } from '../../store/index.ts'
+import { ExportProver, proofJson } from '../ledger/export-proofs.ts'
 import { transactionView } from '../api/views.ts'
+
+/** Rows whose proofs are looked up together. */
+const PROOF_CHUNK = 256
 
 export interface ExportRequest {
   vin: string
@@ -28,14 +32,26 @@ export async function produceExport (store: Store, req: ExportRequest, onLine: (
   const sha = createHash('sha256')
   let first: string | null = null
   let last: string | null = null
-  for await (const row of store.exports.rows(req.vin, req.from, req.to, req.signal)) {
-    const line = chain.line(transactionView(row))
-    sha.update(line)
-    first ??= row.occurredAt.toISOString()
-    last = row.occurredAt.toISOString()
-    await onLine(line)
-    req.signal?.throwIfAborted()
+  const prover = new ExportProver(store)
+  // Rows go out a chunk at a time: their proofs are looked up together (one query per chunk).
+  let chunk: TransactionRecord[] = []
+  const flush = async (): Promise<void> => {
+    const proofs = await prover.prove(chunk)
+    for (const [i, row] of chunk.entries()) {
+      const line = chain.line(transactionView(row), proofJson(proofs[i] ?? null))
+      sha.update(line)
+      first ??= row.occurredAt.toISOString()
+      last = row.occurredAt.toISOString()
+      await onLine(line)
+      req.signal?.throwIfAborted()
+    }
+    chunk = []
   }
+  for await (const row of store.exports.rows(req.vin, req.from, req.to, req.signal)) {
+    chunk.push(row)
+    if (chunk.length >= PROOF_CHUNK) await flush()
+  }
+  await flush()
   const manifest: ExportManifest = {
     format: EXPORT_FORMAT,
     vin: req.vin,
@@ -49,7 +65,8 @@ export async function produceExport (store: Store, req: ExportRequest, onLine: (
     genesis: GENESIS,
     chainHead: chain.head,
     exportedAt: new Date(req.now()).toISOString(),
-    exportedBy: req.actor
+    exportedBy: req.actor,
+    ledger: prover.summary() as unknown as JsonValue
   }
   await store.lifecycle.audit(req.actor, 'export', { vin: req.vin, from: manifest.from, to: manifest.to, rowCount: manifest.rowCount, sha256: manifest.sha256, chainHead: manifest.chainHead }, new Date(req.now()))
   return manifest

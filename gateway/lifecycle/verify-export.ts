@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import readline from 'node:readline'
-import { ChainVerifier, type ChainVerdict, type ExportManifest } from '../../protocol/index.ts'
+import { ChainVerifier, type ChainVerdict, type ExportLine, type ExportManifest, type TamperFinding } from '../../protocol/index.ts'
+import { ProofVerifier } from '../ledger/verify-proofs.ts'
 import { MANIFEST_FILE } from './legal-export.ts'
 
 export interface ExportVerification extends ChainVerdict {
@@ -28,8 +29,28 @@ function refusedFile (dir: string, name: unknown): string | null {
   return null
 }
 
-/** `vgw export verify DIR`: needs nothing but the two files. */
-export async function verifyExportDir (dir: string): Promise<ExportVerification> {
+/** The ledger's checkpoints to prove every record against (`--checkpoints DIR`, `--key`). */
+export interface CheckpointSource { dir: string, keys: readonly string[] }
+
+/** Proves each line's record against the checkpoints; findings carry the line. */
+function proofChecker (manifest: ExportManifest, source: CheckpointSource, findings: TamperFinding[]): (text: string, line: number) => void {
+  const proofs = new ProofVerifier(manifest.ledger, source.dir, source.keys)
+  if (proofs.keys === 0) findings.push({ line: 0, seq: null, problem: 'checkpoint', detail: `no verifier key: give --key, or put key.pub in ${source.dir}` })
+  return (text, line) => {
+    let parsed: ExportLine
+    try {
+      parsed = JSON.parse(text) as ExportLine
+    } catch {
+      return // the chain check names it
+    }
+    if (typeof parsed.record !== 'object' || parsed.record === null) return
+    const problem = proofs.check(parsed.record, parsed.ledger)
+    if (problem !== null) findings.push({ line, seq: typeof parsed.seq === 'number' ? parsed.seq : null, ...problem })
+  }
+}
+
+/** `vgw export verify DIR`: needs nothing but the two files; with checkpoints, also proves every record against them. */
+export async function verifyExportDir (dir: string, checkpoints?: CheckpointSource): Promise<ExportVerification> {
   const manifest = JSON.parse(fs.readFileSync(path.join(dir, MANIFEST_FILE), 'utf8')) as ExportManifest
   const refused = refusedFile(dir, manifest.file)
   if (refused !== null) {
@@ -40,8 +61,17 @@ export async function verifyExportDir (dir: string): Promise<ExportVerification>
   const verifier = new ChainVerifier()
   const input = fs.createReadStream(file)
   input.on('data', (chunk) => sha.update(chunk))
-  for await (const line of readline.createInterface({ input, crlfDelay: Infinity })) verifier.push(line)
-  const verdict = verifier.finish(manifest)
+  const proved: TamperFinding[] = []
+  const prove = checkpoints === undefined ? null : proofChecker(manifest, checkpoints, proved)
+  let n = 0
+  for await (const line of readline.createInterface({ input, crlfDelay: Infinity })) {
+    verifier.push(line)
+    n++
+    if (prove !== null && line.trim() !== '') prove(line, n)
+  }
+  const chained = verifier.finish(manifest)
+  const findings = [...chained.findings, ...proved].sort((a, b) => a.line - b.line)
+  const verdict = { ...chained, ok: findings.length === 0, findings }
   const fileSha256 = sha.digest('hex')
   const fileHashMatches = fileSha256 === manifest.sha256
   return { ...verdict, ok: verdict.ok && fileHashMatches, fileSha256, fileHashMatches, manifest }

@@ -2,8 +2,10 @@
 --
 -- received_at and xid are the database's: the gateway's login may insert every other column but
 -- not these two, so it cannot back-date a row (received_at) nor place one before the feed's
--- cursors (xid). Both come from their defaults, the inserting transaction's start and id.
-ALTER TABLE "transactions" ALTER COLUMN "received_at" SET DEFAULT now();
+-- cursors (xid). Both come from their defaults, the inserting transaction's start and id; received_at
+-- to the millisecond, so that what a JSON export shows is the whole stored value (the ledger's
+-- leaves cover it, migration 0015).
+ALTER TABLE "transactions" ALTER COLUMN "received_at" SET DEFAULT date_trunc('milliseconds', now());
 --> statement-breakpoint
 REVOKE INSERT ON "transactions" FROM vgw_app;
 --> statement-breakpoint

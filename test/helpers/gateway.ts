@@ -1,3 +1,6 @@
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import { Writable } from 'node:stream'
 import pg from 'pg'
 import pino, { type Logger } from 'pino'
@@ -47,7 +50,11 @@ export function captureLogger (): { logger: Logger, lines: LogLine[] } {
 /** A gateway on ports 0 with its own database and PKI; closed at teardown. */
 export async function startTestGateway (t: Test, overrides: Partial<Record<string, string>> = {}, deps: { now?: () => number, eventLoopDelayMs?: () => number } = {}): Promise<TestGateway> {
   const pki = await testPki(t)
+  // The ledger's key and checkpoints (and anything else under the data directory) are the test's own.
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vgw-test-data-'))
+  t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }))
   const config = loadConfig({
+    VGW_DATA_DIR: dataDir,
     VGW_HOST: '127.0.0.1',
     VGW_MQTT_PORT: '0',
     VGW_HTTP_PORT: '0',

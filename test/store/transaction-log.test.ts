@@ -1,7 +1,7 @@
 import pg from 'pg'
 import t from 'tap'
 import { v7 as uuidv7 } from 'uuid'
-import { TransactionLog, type TransactionRecord } from '../../store/index.ts'
+import { LogCommitted, TransactionLog, type TransactionRecord } from '../../store/index.ts'
 import { testStore } from '../helpers/database.ts'
 
 function uplink (vin: string, messageId: string, createdAtMs: number): TransactionRecord {
@@ -141,7 +141,7 @@ t.test('a batch retried after its commit succeeded but its answer was lost is st
       return result
     }
   }
-  const log = new TransactionLog(flaky as unknown as pg.Pool, pool)
+  const log = new TransactionLog(flaky as unknown as pg.Pool, pool, new LogCommitted())
   const vin = 'WVWZZZ1JZXW000005'
   await log.ensurePartitionRange(new Date(Date.now() - 3600_000), new Date())
   loseNextAnswer = true

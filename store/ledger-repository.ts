@@ -1,0 +1,145 @@
+import type pg from 'pg'
+import { translateError } from './store-errors.ts'
+import { fromRow, type Row } from './transaction-rows.ts'
+import type { TransactionRecord } from './transaction-log.ts'
+
+/** One transaction's rows in the ledger (migration 0015): its leaves in id order and their root. */
+export interface LedgerBatchRow {
+  epoch: string
+  seq: number
+  xid: string
+  leafIds: string[]
+  /** 32 bytes per leaf, in leafIds' order. */
+  leaves: Buffer
+  root: Buffer
+}
+
+/** A signed checkpoint: batches firstSeq..lastSeq of an epoch, the root over them, the chain link. */
+export interface LedgerBlock {
+  epoch: string
+  block: number
+  firstSeq: number
+  lastSeq: number
+  root: Buffer
+  prev: Buffer
+  link: Buffer
+  note: string
+}
+
+interface BlockDbRow { epoch: string, block: string, first_seq: string, last_seq: string, root: Buffer, prev: Buffer, link: Buffer, note: string }
+
+const toBlock = (r: BlockDbRow): LedgerBlock => ({
+  epoch: r.epoch, block: Number(r.block), firstSeq: Number(r.first_seq), lastSeq: Number(r.last_seq), root: r.root, prev: r.prev, link: r.link, note: r.note
+})
+
+export interface LedgerBatch extends LedgerBatchRow {
+  createdAt: Date
+}
+
+interface BatchDbRow {
+  epoch: string
+  seq: string
+  xid: string
+  leaf_ids: string[]
+  leaves: Buffer
+  root: Buffer
+  prev: Buffer
+  link: Buffer
+  created_at: Date
+}
+
+const toBatch = (r: BatchDbRow): LedgerBatch => ({
+  epoch: r.epoch, seq: Number(r.seq), xid: r.xid, leafIds: r.leaf_ids, leaves: r.leaves, root: r.root, createdAt: r.created_at
+})
+
+const BATCH_COLUMNS = 'epoch, seq, xid::text AS xid, leaf_ids, leaves, root, created_at'
+
+/** The ledger's tables: written on the commit pool (beside the log), read on the API pool. */
+export class LedgerRepository {
+  readonly #commitPool: pg.Pool
+  readonly #pool: pg.Pool
+
+  constructor (commitPool: pg.Pool, pool: pg.Pool) {
+    this.#commitPool = commitPool
+    this.#pool = pool
+  }
+
+  async #run<T extends pg.QueryResultRow> (pool: pg.Pool, text: string, values: unknown[]): Promise<T[]> {
+    try {
+      return (await pool.query<T>(text, values)).rows
+    } catch (err) {
+      throw translateError(err)
+    }
+  }
+
+  async startEpoch (epoch: string, gateway: string, keyId: string): Promise<void> {
+    await this.#run(this.#commitPool, 'INSERT INTO ledger_epochs (epoch, gateway, key_id) VALUES ($1, $2, $3)', [epoch, gateway, keyId])
+  }
+
+  /** Stores links in one statement; a link stored before (a retry after a lost answer) is skipped. */
+  async appendBatches (batches: readonly LedgerBatchRow[]): Promise<void> {
+    if (batches.length === 0) return
+    await this.#run(this.#commitPool,
+      `INSERT INTO ledger_batches (epoch, seq, xid, row_count, leaf_ids, leaves, root)
+       SELECT b.epoch, b.seq, b.xid::xid8, cardinality(string_to_array(b.ids, ',')), string_to_array(b.ids, ',')::uuid[], b.leaves, b.root
+       FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::bytea[], $6::bytea[]) AS b(epoch, seq, xid, ids, leaves, root)
+       ON CONFLICT DO NOTHING`,
+      [batches.map((b) => b.epoch), batches.map((b) => b.seq), batches.map((b) => b.xid), batches.map((b) => b.leafIds.join(',')),
+        batches.map((b) => b.leaves), batches.map((b) => b.root)])
+  }
+
+  async addBlock (b: LedgerBlock): Promise<void> {
+    await this.#run(this.#commitPool,
+      'INSERT INTO ledger_blocks (epoch, block, first_seq, last_seq, root, prev, link, note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING',
+      [b.epoch, b.block, b.firstSeq, b.lastSeq, b.root, b.prev, b.link, b.note])
+  }
+
+  /** The block that holds batch `seq` of the epoch, or null when no checkpoint covers it yet. */
+  async blockOf (epoch: string, seq: number): Promise<LedgerBlock | null> {
+    const rows = await this.#run<BlockDbRow>(this.#pool,
+      'SELECT * FROM ledger_blocks WHERE epoch = $1 AND first_seq <= $2 AND last_seq >= $2', [epoch, seq])
+    return rows[0] === undefined ? null : toBlock(rows[0])
+  }
+
+  /** An epoch's blocks in order, from block `after` on (exclusive), at most `limit`. */
+  async blocks (epoch: string, after: number, limit: number): Promise<LedgerBlock[]> {
+    const rows = await this.#run<BlockDbRow>(this.#pool, 'SELECT * FROM ledger_blocks WHERE epoch = $1 AND block > $2 ORDER BY block LIMIT $3', [epoch, after, limit])
+    return rows.map(toBlock)
+  }
+
+  /** Epochs with blocks created in [from, to). */
+  async epochs (from: Date, to: Date): Promise<string[]> {
+    const rows = await this.#run<{ epoch: string }>(this.#pool,
+      'SELECT DISTINCT epoch FROM ledger_blocks WHERE created_at >= $1 AND created_at < $2 ORDER BY epoch', [from, to])
+    return rows.map((r) => r.epoch)
+  }
+
+  /** The batches that hold these transactions' rows. */
+  async batchesOfXids (xids: readonly string[]): Promise<LedgerBatch[]> {
+    if (xids.length === 0) return []
+    const rows = await this.#run<BatchDbRow>(this.#pool, `SELECT ${BATCH_COLUMNS} FROM ledger_batches WHERE xid = ANY($1::text[]::xid8[])`, [xids])
+    return rows.map(toBatch)
+  }
+
+  /** An epoch's batches from seq `from` to `to`, inclusive, in order. */
+  async batches (epoch: string, from: number, to: number): Promise<LedgerBatch[]> {
+    const rows = await this.#run<BatchDbRow>(this.#pool, `SELECT ${BATCH_COLUMNS} FROM ledger_batches WHERE epoch = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq`, [epoch, from, to])
+    return rows.map(toBatch)
+  }
+
+  /** Every log row inserted by these transactions. */
+  async rowsOfXids (xids: readonly string[]): Promise<TransactionRecord[]> {
+    if (xids.length === 0) return []
+    const rows = await this.#run<Row>(this.#pool, 'SELECT *, xid::text AS xid FROM transactions WHERE xid = ANY($1::text[]::xid8[])', [xids])
+    return rows.map(fromRow)
+  }
+
+  /** Log rows received in [from, to) whose transaction has no batch in the ledger. */
+  async rowsOutsideLedger (from: Date, to: Date, limit: number): Promise<TransactionRecord[]> {
+    const rows = await this.#run<Row>(this.#pool,
+      `SELECT t.*, t.xid::text AS xid FROM transactions t
+       WHERE t.received_at >= $1 AND t.received_at < $2 AND NOT EXISTS (SELECT 1 FROM ledger_batches b WHERE b.xid = t.xid)
+       ORDER BY t.received_at, t.id LIMIT $3`, [from, to, limit])
+    return rows.map(fromRow)
+  }
+}
