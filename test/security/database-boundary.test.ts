@@ -9,7 +9,7 @@ const VIN = 'WVWZZZ1JZXW000710'
 t.test('the gateway\'s login cannot escape vgw_app: every attempt fails with a clear error', async (t) => {
   const { store, url } = await testStore(t)
   await store.transactions.append([logRow(VIN, 'DE', new Date())])
-  const hold = await store.lifecycle.addHold(VIN, 'case 7', 'test', new Date())
+  const hold = await store.lifecycle.addHold(VIN, 'case 7', 'test')
   const ownerName = decodeURIComponent(new URL(url).username) || 'postgres'
   const partition = `transactions_y${new Date().getUTCFullYear()}m${String(new Date().getUTCMonth() + 1).padStart(2, '0')}`
 
@@ -55,7 +55,7 @@ t.test('the owner too: no TRUNCATE of the log, no delete of a held vehicle\'s ro
   const { store, url } = await testStore(t)
   const row = logRow(VIN, 'DE', new Date())
   await store.transactions.append([row])
-  await store.lifecycle.addHold(VIN, 'case 8', 'test', new Date())
+  await store.lifecycle.addHold(VIN, 'case 8', 'test')
   const owner = new pg.Client({ connectionString: url })
   await owner.connect()
   t.teardown(() => owner.end())
