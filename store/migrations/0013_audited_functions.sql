@@ -51,8 +51,11 @@ BEGIN
 		RAISE EXCEPTION 'exactly one of an API key and an operator acts' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	IF p_by_key IS NULL THEN
-		IF length(p_operator) NOT BETWEEN 1 AND 200 OR p_operator LIKE 'api-key:%' THEN
-			RAISE EXCEPTION 'operator % refused: 1 to 200 characters, not starting with api-key:', p_operator USING ERRCODE = 'invalid_parameter_value';
+		IF p_operator LIKE 'api-key:%' THEN
+			RAISE EXCEPTION 'operator % refused: a key acts by its id, not by a name written like the trail''s', p_operator USING ERRCODE = 'insufficient_privilege';
+		END IF;
+		IF length(p_operator) NOT BETWEEN 1 AND 200 THEN
+			RAISE EXCEPTION 'an operator is named in 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
 		END IF;
 		RETURN p_operator;
 	END IF;
