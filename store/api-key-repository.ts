@@ -45,7 +45,7 @@ export interface RotatedApiKey {
   previous: Array<{ id: string, expiresAt: Date }>
 }
 
-// `vgw_` and 32 random bytes in base64url (see create): anything else cannot be a key.
+// `vgw_` and 32 random bytes in base64url (see newKey): anything else cannot be a key.
 const KEY_SHAPE = /^vgw_[A-Za-z0-9_-]{43}$/
 
 /** Whether a presented token could be a vgw key at all; one that cannot is refused without a lookup. */
