@@ -72,7 +72,7 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'vgw-export-bench-'))
 try {
   const store = openStore({ url: dbUrl, newId: uuidv7 })
   await store.migrate()
-  const key = (await store.apiKeys.create('export-bench', ['legal'])).key
+  const key = (await store.apiKeys.create('export-bench', ['legal'], 'bench')).key
   await store.close()
   const fillStarted = performance.now()
   await fillVehicleRows(dbUrl, VIN, rows, from, to)

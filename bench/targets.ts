@@ -4,6 +4,7 @@ import path from 'node:path'
 import readline from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { startMosquitto } from './peers/mosquitto.ts'
+import { withPassword } from '../test/helpers/database-url.ts'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -63,6 +64,7 @@ export async function startVgw (workDir: string, certDir: string, nodeArgs: stri
     cwd: workDir,
     env: {
       ...process.env,
+      ...(process.env.DATABASE_URL !== undefined && process.env.DATABASE_URL !== '' ? { DATABASE_URL: withPassword(process.env.DATABASE_URL) } : {}),
       VGW_DATA_DIR: dataDir,
       VGW_HOST: '127.0.0.1',
       VGW_MQTT_PORT: '0',
@@ -88,7 +90,7 @@ export async function startVgw (workDir: string, certDir: string, nodeArgs: stri
     mqttUrl: `mqtts://127.0.0.1:${m[1] as string}`,
     apiUrl: `http://127.0.0.1:${m[2] as string}`,
     apiKey: fs.readFileSync(path.join(dataDir, 'admin.key'), 'utf8').trim(),
-    databaseUrl: () => process.env.DATABASE_URL ?? (fs.existsSync(path.join(dataDir, 'postgres.url')) ? fs.readFileSync(path.join(dataDir, 'postgres.url'), 'utf8').trim() : null),
+    databaseUrl: () => (process.env.DATABASE_URL !== undefined && process.env.DATABASE_URL !== '' ? withPassword(process.env.DATABASE_URL) : null) ?? (fs.existsSync(path.join(dataDir, 'postgres.url')) ? fs.readFileSync(path.join(dataDir, 'postgres.url'), 'utf8').trim() : null),
     pids: () => [child.pid as number, ...postgresPids(path.join(dataDir, 'pg'))],
     stop: () => stopChild(child)
   }

@@ -55,9 +55,8 @@ export function addKeyCommands (program: Command): void {
       if (scopes.length === 0 || unknown.length > 0) usageError(`unknown scope(s): ${unknown.join(', ') || '(none given)'}; choose from ${SCOPES.join(', ')}`)
       const expiresAt = expiryOf(opts.expires as string | undefined)
       const created = await withKeys(opts, async (store) => {
-        const k = await store.apiKeys.create(String(opts.name), scopes.filter(isScope), expiresAt)
-        await store.lifecycle.audit(actor(), 'key.create', { keyId: k.id, name: k.name, scopes: k.scopes, expiresAt: expiresAt?.toISOString() ?? null }, new Date())
-        return k
+        // Audited as key.create by the database (vgw_create_api_key, migration 0013).
+        return await store.apiKeys.create(String(opts.name), scopes.filter(isScope), actor(), expiresAt)
       })
       process.stdout.write(`${created.key}\n`)
       process.stderr.write(`key "${created.name}" (id ${created.id}) with scopes ${created.scopes.join(', ')}${expiresAt !== null ? `, expires ${expiresAt.toISOString()}` : ''}; it is shown only now\n`)
@@ -76,11 +75,9 @@ export function addKeyCommands (program: Command): void {
       const id = opts.id as string | undefined
       const name = opts.name as string | undefined
       if ((id === undefined) === (name === undefined)) usageError('give exactly one of --id or --name')
-      const revoked = await withKeys(opts, async (store) => {
-        const r = id !== undefined ? [await store.apiKeys.revokeById(id)].filter((k) => k !== null) : await store.apiKeys.revokeByName(name as string)
-        if (r.length > 0) await store.lifecycle.audit(actor(), 'key.revoke', { keyIds: r.map((k) => k.id), name: name ?? r[0]?.name }, new Date())
-        return r
-      })
+      const revoked = await withKeys(opts, async (store) => id !== undefined
+        ? [await store.apiKeys.revokeById(id, actor())].filter((k) => k !== null)
+        : await store.apiKeys.revokeByName(name as string, actor()))
       if (revoked.length === 0) throw new GatewayError('GW_ERR_API_KEY_NOT_FOUND', `no live API key ${id !== undefined ? `with id ${id}` : `named ${JSON.stringify(name)}`}`)
       for (const k of revoked) process.stdout.write(`revoked ${k.id} (${k.name})\n`)
     })
@@ -92,13 +89,7 @@ export function addKeyCommands (program: Command): void {
     .action(async (opts: Record<string, unknown>) => {
       const graceMs = parseLifetime('--grace', String(opts.grace))
       const expires = opts.expires as string | undefined
-      const rotated = await withKeys(opts, async (store) => {
-        const r = await store.apiKeys.rotate(String(opts.name), graceMs, expires === undefined ? undefined : expiryOf(expires))
-        if (r !== null) {
-          await store.lifecycle.audit(actor(), 'key.rotate', { keyId: r.created.id, name: r.created.name, previous: r.previous.map((p) => ({ id: p.id, expiresAt: p.expiresAt.toISOString() })) }, new Date())
-        }
-        return r
-      })
+      const rotated = await withKeys(opts, async (store) => await store.apiKeys.rotate(String(opts.name), graceMs, actor(), expires === undefined ? undefined : expiryOf(expires)))
       if (rotated === null) throw new GatewayError('GW_ERR_API_KEY_NOT_FOUND', `no live API key named ${JSON.stringify(opts.name)}`)
       process.stdout.write(`${rotated.created.key}\n`)
       for (const p of rotated.previous) process.stderr.write(`old key ${p.id} works until ${p.expiresAt.toISOString()}\n`)

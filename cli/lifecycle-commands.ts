@@ -39,7 +39,7 @@ export function addLifecycleCommands (program: Command): void {
     .action(async (market: string, period: string, opts: { databaseUrl?: string, dataDir?: string }) => {
       const m = parseMarket(market)
       const days = parsePeriod(period)
-      await withStore(config(opts), (store) => store.lifecycle.setPolicy(m, days, actor(), new Date()))
+      await withStore(config(opts), (store) => store.lifecycle.setPolicy(m, days, actor()))
       process.stdout.write(`${m === '*' ? 'default' : m}: ${formatPeriod(days)} (${days} days)\n`)
     })
   dbFlags(retention.command('list').description('the retention policies'))
@@ -56,12 +56,12 @@ export function addLifecycleCommands (program: Command): void {
   const hold = program.command('hold').description('legal holds: nothing of a held vehicle is removed by retention')
   dbFlags(hold.command('add').requiredOption('--vin <vin>').requiredOption('--reason <text>').description('put a vehicle under legal hold'))
     .action(async (opts: { vin: string, reason: string, databaseUrl?: string, dataDir?: string }) => {
-      const h = await withStore(config(opts), (store) => store.lifecycle.addHold(vin(opts.vin), opts.reason, actor(), new Date()))
+      const h = await withStore(config(opts), (store) => store.lifecycle.addHold(vin(opts.vin), opts.reason, actor()))
       process.stdout.write(`hold ${h.id} on ${h.vin}: ${h.reason}\n`)
     })
   dbFlags(hold.command('release').requiredOption('--vin <vin>').option('--reason <text>', 'why', 'released').description('release every active hold of a vehicle'))
     .action(async (opts: { vin: string, reason: string, databaseUrl?: string, dataDir?: string }) => {
-      const n = await withStore(config(opts), (store) => store.lifecycle.releaseHolds(vin(opts.vin), opts.reason, actor(), new Date()))
+      const n = await withStore(config(opts), (store) => store.lifecycle.releaseHolds(vin(opts.vin), opts.reason, actor()))
       if (n === 0) throw new GatewayError('GW_ERR_HOLD_NOT_FOUND', `${opts.vin} has no active legal hold`)
       process.stdout.write(`released ${n} hold(s) on ${opts.vin}\n`)
     })

@@ -210,6 +210,11 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
     if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
       throw invalid('databaseUrl', parsed.protocol, 'expected a postgres:// or postgresql:// URL')
     }
+    // The gateway's login's password is derived from the owner's (store/app-login.ts): from no
+    // password it would be the same on every installation (README, "Security").
+    if (parsed.password === '' && get('appDatabaseUrl') === undefined) {
+      throw invalid('databaseUrl', '<hidden>', `carries no password, so the gateway's own login cannot be given a secret one: put the owner's password in the URL (a server that trusts the connection ignores it), or set ${SETTINGS.appDatabaseUrl.env} to a login that is a member of vgw_app only`)
+    }
   }
   const redisUrl = get('redisUrl')
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) throw invalid('redisUrl', redisUrl.replace(/\/\/.*@/, '//***@'), 'expected a redis:// or rediss:// URL')

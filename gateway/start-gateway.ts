@@ -81,7 +81,7 @@ export async function prepareDeployment (config: GatewayConfig, logger: Logger, 
     try {
       await store.migrate()
       if (await store.apiKeys.count() === 0) {
-        const admin = await store.apiKeys.create('admin', ['admin'])
+        const admin = await store.apiKeys.create('admin', ['admin'], 'gateway:first-start')
         createdAdminKey = admin.key
         writeSecretFile(path.join(config.dataDir, 'admin.key'), admin.key + '\n')
       }

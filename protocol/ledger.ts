@@ -217,8 +217,10 @@ export function signCheckpoint (c: Checkpoint, name: string, privateKey: KeyObje
 
 /** Reads a signed checkpoint and checks its signature against the verifier key; null when either fails. */
 export function openCheckpoint (note: string, verifier: string): Checkpoint | null {
-  const [name, idHex, keyB64] = verifier.trim().split('+')
-  if (name === undefined || idHex === undefined || keyB64 === undefined) return null
+  // name+keyid+key, where the base64 key may itself hold '+'.
+  const m = /^([^+\s]+)\+([0-9a-f]{8})\+(\S+)$/.exec(verifier.trim())
+  if (m === null) return null
+  const [, name, idHex, keyB64] = m as unknown as [string, string, string, string]
   const keyBytes = Buffer.from(keyB64, 'base64')
   if (keyBytes.length !== 33 || keyBytes[0] !== 1) return null
   const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: keyBytes.subarray(1).toString('base64url') }, format: 'jwk' })

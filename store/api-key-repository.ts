@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type pg from 'pg'
-import { inTransaction } from './in-transaction.ts'
+import { actorArgs, type Actor } from './actor.ts'
 import { translateError } from './store-errors.ts'
 
+// The database checks scopes against the same list (vgw_valid_scopes, migration 0013): a new scope needs a migration too.
 export const SCOPES = ['messages:send', 'messages:read', 'transactions:read', 'vehicles:read', 'stream:read', 'legal', 'metrics:read', 'admin'] as const
 export type Scope = typeof SCOPES[number]
 
@@ -44,12 +45,16 @@ export interface RotatedApiKey {
   previous: Array<{ id: string, expiresAt: Date }>
 }
 
-// `vgw_` and 32 random bytes in base64url (see create): anything else cannot be a key.
+// `vgw_` and 32 random bytes in base64url (see newKey): anything else cannot be a key.
 const KEY_SHAPE = /^vgw_[A-Za-z0-9_-]{43}$/
 
 /** Whether a presented token could be a vgw key at all; one that cannot is refused without a lookup. */
 export function isApiKeyShaped (key: string): boolean {
   return KEY_SHAPE.test(key)
+}
+
+function newKey (): string {
+  return `vgw_${randomBytes(32).toString('base64url')}`
 }
 
 function hashKey (key: string): string {
@@ -83,15 +88,16 @@ export class ApiKeyRepository {
     }
   }
 
-  async #insert (client: pg.Pool | pg.PoolClient, name: string, scopes: readonly Scope[], expiresAt: Date | null): Promise<CreatedApiKey> {
-    const key = `vgw_${randomBytes(32).toString('base64url')}`
-    const id = this.#newId()
-    await this.#q(client, 'INSERT INTO api_keys (id, name, key_hash, scopes, expires_at) VALUES ($1, $2, $3, $4, $5)', [id, name, hashKey(key), [...scopes], expiresAt])
-    return { id, name, scopes: [...scopes], expiresAt, key }
-  }
-
-  async create (name: string, scopes: readonly Scope[], expiresAt: Date | null = null): Promise<CreatedApiKey> {
-    return await this.#insert(this.#pool, name, scopes, expiresAt)
+  /**
+   * A new key, through the owner-run vgw_create_api_key (migration 0013): the database checks the
+   * scopes against what the acting key may hand out and writes the key.create audit row.
+   */
+  async create (name: string, scopes: readonly Scope[], by: Actor, expiresAt: Date | null = null): Promise<CreatedApiKey> {
+    const key = newKey()
+    const rows = await this.#q<KeyRow>(this.#pool, `SELECT ${COLUMNS} FROM vgw_create_api_key($1, $2, $3, $4, $5, $6, $7)`,
+      [this.#newId(), name, hashKey(key), [...scopes], expiresAt, ...actorArgs(by)])
+    const row = rows[0] as KeyRow
+    return { id: row.id, name: row.name, scopes: row.scopes.filter(isScope), expiresAt: row.expires_at, key }
   }
 
   /** The key's identity, or null when the key is unknown, revoked or expired. */
@@ -107,37 +113,37 @@ export class ApiKeyRepository {
     return (await this.#q<KeyRow>(this.#pool, `SELECT ${COLUMNS} FROM api_keys ${all ? '' : `WHERE ${LIVE}`} ORDER BY created_at DESC, id DESC`)).map(info)
   }
 
-  /** Revokes one key; null when there is no such live key. */
-  async revokeById (id: string): Promise<ApiKeyInfo | null> {
-    const rows = await this.#q<KeyRow>(this.#pool, `UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND ${LIVE} RETURNING ${COLUMNS}`, [id])
+  /**
+   * Revokes one key; null when there is no such live key. GW_ERR_FORBIDDEN when the acting key
+   * could not hand out every scope of it (`admin` cannot revoke a `legal` key).
+   */
+  async revokeById (id: string, by: Actor): Promise<ApiKeyInfo | null> {
+    const rows = await this.#q<KeyRow>(this.#pool, `SELECT ${COLUMNS} FROM vgw_revoke_api_keys($1, NULL, $2, $3)`, [id, ...actorArgs(by)])
     return rows[0] === undefined ? null : info(rows[0])
   }
 
-  /** Revokes every live key of that name (names are not unique). */
-  async revokeByName (name: string): Promise<ApiKeyInfo[]> {
-    return (await this.#q<KeyRow>(this.#pool, `UPDATE api_keys SET revoked_at = now() WHERE name = $1 AND ${LIVE} RETURNING ${COLUMNS}`, [name])).map(info)
+  /** Revokes every live key of that name (names are not unique), all or none (as revokeById). */
+  async revokeByName (name: string, by: Actor): Promise<ApiKeyInfo[]> {
+    return (await this.#q<KeyRow>(this.#pool, `SELECT ${COLUMNS} FROM vgw_revoke_api_keys(NULL, $1, $2, $3)`, [name, ...actorArgs(by)])).map(info)
   }
 
   /**
    * A new secret for the keys of that name: one new key with the scopes of the newest, and the
    * old ones expire `graceMs` from now (sooner if they expired sooner anyway). The new key lives
    * as long as the newest old one was meant to, unless `expiresAt` says otherwise. Null when no
-   * live key has that name.
+   * live key has that name. The owner-run vgw_rotate_api_keys does it and writes key.rotate.
    */
-  async rotate (name: string, graceMs: number, expiresAt?: Date | null): Promise<RotatedApiKey | null> {
-    return await inTransaction(this.#pool, async (client) => {
-      const live = await this.#q<KeyRow>(client, `SELECT ${COLUMNS} FROM api_keys WHERE name = $1 AND ${LIVE} ORDER BY created_at DESC, id DESC FOR UPDATE`, [name])
-      const newest = live[0]
-      if (newest === undefined) return null
-      const lifetime = newest.expires_at === null ? null : newest.expires_at.getTime() - newest.created_at.getTime()
-      const now = (await this.#q<{ now: Date }>(client, 'SELECT now() AS now'))[0]?.now ?? new Date()
-      const until = expiresAt !== undefined ? expiresAt : lifetime === null ? null : new Date(now.getTime() + lifetime)
-      const created = await this.#insert(client, name, newest.scopes.filter(isScope), until)
-      const previous = await this.#q<{ id: string, expires_at: Date }>(client,
-        `UPDATE api_keys SET expires_at = LEAST(coalesce(expires_at, 'infinity'), now() + $2 * interval '1 millisecond')
-          WHERE id = ANY($1::uuid[]) RETURNING id, expires_at`, [live.map((k) => k.id), graceMs])
-      return { created, previous: previous.map((p) => ({ id: p.id, expiresAt: p.expires_at })) }
-    })
+  async rotate (name: string, graceMs: number, by: Actor, expiresAt?: Date | null): Promise<RotatedApiKey | null> {
+    const key = newKey()
+    const id = this.#newId()
+    const rows = await this.#q<KeyRow>(this.#pool, `SELECT ${COLUMNS} FROM vgw_rotate_api_keys($1, $2, $3, $4, $5, $6, $7, $8)`,
+      [name, id, hashKey(key), graceMs, expiresAt !== undefined, expiresAt ?? null, ...actorArgs(by)])
+    const created = rows.find((r) => r.id === id)
+    if (created === undefined) return null
+    return {
+      created: { id, name, scopes: created.scopes.filter(isScope), expiresAt: created.expires_at, key },
+      previous: rows.filter((r) => r.id !== id).map((p) => ({ id: p.id, expiresAt: p.expires_at as Date }))
+    }
   }
 
   /** Records when keys were last used: one statement for a batch of keys, never one per request. */

@@ -12,10 +12,16 @@ export const APP_LOGIN = 'vgw_gateway'
 /**
  * The app login's URL derived from the owner's: same server and database, user vgw_gateway, and
  * a password derived from the owner's (HMAC), so both sides compute it and neither is stored.
+ * Without a password in the owner's URL (trust or peer authentication, PGPASSWORD, ~/.pgpass)
+ * there is nothing secret to derive from: the HMAC of an empty string would be the same password
+ * on every installation, so that is refused (GW_ERR_CONFIG_INVALID).
  */
 export function derivedAppUrl (ownerUrl: string): string {
   const url = new URL(ownerUrl)
   const ownerPassword = decodeURIComponent(url.password)
+  if (ownerPassword === '') {
+    throw new GatewayError('GW_ERR_CONFIG_INVALID', `DATABASE_URL carries no password, so the password of the gateway's login ${APP_LOGIN} cannot be derived from it: put the owner's password in DATABASE_URL, or create a login that is a member of vgw_app only and set VGW_APP_DATABASE_URL`)
+  }
   url.username = APP_LOGIN
   url.password = createHmac('sha256', ownerPassword).update('vgw app login v1').digest('base64url')
   return url.toString()

@@ -23,6 +23,7 @@ export { SCOPES, isScope, grants, type Scope, type ApiKeyIdentity, type CreatedA
 export { TransactionLog, type TransactionRecord, type TransactionQuery, type TransactionPage, type Direction } from './transaction-log.ts'
 export { VehicleRepository, type VehicleRow, type ConnectRow, type DisconnectRow } from './vehicle-repository.ts'
 export { MessageRepository, MESSAGE_STATUSES, type MessageStatus, type MessageRow, type NewMessage, type MessageContent, type Transition, type EnqueueResult } from './message-repository.ts'
+export { actorName, type Actor } from './actor.ts'
 export { LifecycleRepository, type RetentionPolicy, type LegalHold, type AuditEntry, type RetentionReport } from './lifecycle-repository.ts'
 export { ExportReader } from './export-reader.ts'
 export { FeedRepository, FEED_START, encodeFeedCursor, decodeFeedCursor, feedPositionOf, type FeedPosition, type FeedQuery, type FeedPage } from './feed-repository.ts'

@@ -1,6 +1,6 @@
 import pg from 'pg'
 import { GatewayError } from '../protocol/index.ts'
-import { inTransaction } from './in-transaction.ts'
+import { actorArgs, type Actor } from './actor.ts'
 import { translateError } from './store-errors.ts'
 
 export interface RetentionPolicy {
@@ -42,12 +42,15 @@ export interface RetentionReport {
 const PARTITION_NAME = /^transactions_y(\d{4})m(\d{2})$/
 const RETENTION_LOCK = 7_733_002
 /**
- * Taken by a hold being added (for its transaction) and by retention around each hold check and
+ * Taken by a hold being added (for its transaction, inside vgw_add_hold of migration 0013, which
+ * names the same number) and by retention around each hold check and
  * the removal it allows (a partition's detach and drop, or one batch of deletes), so both see the
  * same holds: a hold that committed is seen by every removal after it (README, "Data lifecycle").
  */
 const HOLD_LOCK = 7_733_003
 const DAY_MS = 24 * 3600_000
+const HOLD_COLUMNS = `id, vin, reason, created_at AS "createdAt", created_by AS "createdBy", released_at AS "releasedAt",
+  released_by AS "releasedBy", release_reason AS "releaseReason"`
 const HELD = 'EXISTS (SELECT 1 FROM legal_holds h WHERE h.vin = x.vin AND h.released_at IS NULL)'
 
 interface Month { name: string, start: number, end: number }
@@ -118,45 +121,49 @@ export class LifecycleRepository {
     return await this.#q<RetentionPolicy>('SELECT market, retention_days AS "retentionDays", updated_at AS "updatedAt" FROM retention_policies ORDER BY market')
   }
 
-  /** Sets a market's period with the owner's rights; a period below the market's floor is refused (GW_ERR_RETENTION_FLOOR). */
-  async setPolicy (market: string, retentionDays: number, actor: string, at: Date): Promise<void> {
+  /**
+   * Sets a market's period with the owner's rights, audited as retention.set in the same
+   * transaction; a period below the market's floor is refused (GW_ERR_RETENTION_FLOOR).
+   */
+  async setPolicy (market: string, retentionDays: number, by: Actor): Promise<void> {
     const floor = this.#floors[market] ?? this.#floors['*'] ?? 0
     if (retentionDays < floor) {
       throw new GatewayError('GW_ERR_RETENTION_FLOOR', `${market === '*' ? 'default' : market}: ${retentionDays} days is below the floor of ${floor} days set in server configuration (VGW_RETENTION_FLOOR)`)
     }
     await this.#asOwner(async (owner) => {
-      await owner.query(`INSERT INTO retention_policies (market, retention_days, updated_at) VALUES ($1, $2, $3)
-        ON CONFLICT (market) DO UPDATE SET retention_days = excluded.retention_days, updated_at = excluded.updated_at`, [market, retentionDays, at])
+      await owner.query('BEGIN')
+      await owner.query(`INSERT INTO retention_policies (market, retention_days, updated_at) VALUES ($1, $2, now())
+        ON CONFLICT (market) DO UPDATE SET retention_days = excluded.retention_days, updated_at = excluded.updated_at`, [market, retentionDays])
+      await owner.query("INSERT INTO audit_log (actor, action, details) VALUES (vgw_actor($1, $2), 'retention.set', $3)", [...actorArgs(by), JSON.stringify({ market, retentionDays })])
+      await owner.query('COMMIT')
     })
-    await this.audit(actor, 'retention.set', { market, retentionDays }, at)
   }
 
-  async addHold (vin: string, reason: string, actor: string, at: Date): Promise<LegalHold> {
-    const id = this.#newId()
-    await inTransaction(this.#pool, async (client) => {
-      // Waits while retention checks holds and removes what they allowed (see HOLD_LOCK).
-      await client.query('SELECT pg_advisory_xact_lock($1)', [HOLD_LOCK])
-      await client.query('INSERT INTO legal_holds (id, vin, reason, created_at, created_by) VALUES ($1, $2, $3, $4, $5)', [id, vin, reason, at, actor])
-    })
-    await this.audit(actor, 'hold.add', { holdId: id, vin, reason }, at)
-    return { id, vin, reason, createdAt: at, createdBy: actor, releasedAt: null, releasedBy: null, releaseReason: null }
+  /**
+   * Puts a vehicle under hold through the owner-run vgw_add_hold (migration 0013): created now,
+   * by the database's clock, audited as hold.add, under HOLD_LOCK for its transaction (retention
+   * takes the same lock around each hold check and the removal it allows).
+   */
+  async addHold (vin: string, reason: string, by: Actor): Promise<LegalHold> {
+    return (await this.#q<LegalHold>(`SELECT ${HOLD_COLUMNS} FROM vgw_add_hold($1, $2, $3, $4, $5)`, [this.#newId(), vin, reason, ...actorArgs(by)]))[0] as LegalHold
   }
 
-  /** Releases every active hold of the vehicle; returns how many. */
-  async releaseHolds (vin: string, reason: string, actor: string, at: Date): Promise<number> {
-    const rows = await this.#q<{ id: string }>(
-      'UPDATE legal_holds SET released_at = $2, released_by = $3, release_reason = $4 WHERE vin = $1 AND released_at IS NULL RETURNING id', [vin, at, actor, reason])
-    if (rows.length > 0) await this.audit(actor, 'hold.release', { vin, reason, holdIds: rows.map((r) => r.id) }, at)
-    return rows.length
+  /** Releases every active hold of the vehicle, now, audited as hold.release (vgw_release_holds); returns how many. */
+  async releaseHolds (vin: string, reason: string, by: Actor): Promise<number> {
+    return (await this.#q('SELECT id FROM vgw_release_holds($1, $2, $3, $4) AS id', [vin, reason, ...actorArgs(by)])).length
   }
 
   async holds (activeOnly: boolean): Promise<LegalHold[]> {
-    return await this.#q<LegalHold>(`SELECT id, vin, reason, created_at AS "createdAt", created_by AS "createdBy", released_at AS "releasedAt",
-      released_by AS "releasedBy", release_reason AS "releaseReason" FROM legal_holds ${activeOnly ? 'WHERE released_at IS NULL' : ''} ORDER BY created_at`)
+    return await this.#q<LegalHold>(`SELECT ${HOLD_COLUMNS} FROM legal_holds ${activeOnly ? 'WHERE released_at IS NULL' : ''} ORDER BY created_at`)
   }
 
-  async audit (actor: string, action: string, details: Record<string, unknown>, at: Date): Promise<void> {
-    await this.#q('INSERT INTO audit_log (id, at, actor, action, details) VALUES ($1, $2, $3, $4, $5)', [this.#newId(), at, actor, action, JSON.stringify(details)])
+  /**
+   * An audit entry other than a key's, a hold's or retention's (those are written by their own
+   * paths): through the owner-run vgw_audit, at the database's time; returns that time.
+   */
+  async audit (by: Actor, action: string, details: Record<string, unknown>): Promise<Date> {
+    const rows = await this.#q<{ at: Date }>('SELECT vgw_audit($1, $2, $3, $4) AS at', [action, JSON.stringify(details), ...actorArgs(by)])
+    return rows[0]?.at as Date
   }
 
   async auditTrail (limit: number, action?: string): Promise<AuditEntry[]> {
@@ -171,7 +178,7 @@ export class LifecycleRepository {
    * batches, each its own short transaction. A detach or drop that an earlier run left
    * unfinished is finished first. Writes one audit record.
    */
-  async runRetention (now: Date, actor: string, batchSize = 5000): Promise<RetentionReport> {
+  async runRetention (now: Date, by: Actor, batchSize = 5000): Promise<RetentionReport> {
     const started = performance.now()
     return await this.#asOwner(async (owner) => {
       // One run at a time across every gateway of a cluster.
@@ -201,8 +208,8 @@ export class LifecycleRepository {
       const report: RetentionReport = {
         ranAt: now.toISOString(), policies, heldVins: held, droppedPartitions, deletedRows, totalRemoved, durationMs: Math.round(performance.now() - started)
       }
-      await owner.query('INSERT INTO audit_log (id, at, actor, action, details) VALUES ($1, $2, $3, $4, $5)',
-        [this.#newId(), now, actor, 'retention.run', JSON.stringify(report)])
+      // The row's time is the database's (a trigger sets it); `ranAt` in the report is the run's own `now`.
+      await owner.query("INSERT INTO audit_log (actor, action, details) VALUES (vgw_actor($1, $2), 'retention.run', $3)", [...actorArgs(by), JSON.stringify(report)])
       return report
     })
   }

@@ -27,5 +27,8 @@ export function isUnavailable (err: unknown, depth = 0): boolean {
 export function translateError (err: unknown): GatewayError {
   if (err instanceof GatewayError) return err
   if (isUnavailable(err)) return new GatewayError('GW_ERR_STORE_UNAVAILABLE', undefined, { cause: err })
+  // An owner-run function (migration 0013) refused what the acting key may not do.
+  const { code, hint, message } = err as { code?: unknown, hint?: unknown, message?: unknown }
+  if (code === '42501' && hint === 'vgw:scope' && typeof message === 'string') return new GatewayError('GW_ERR_FORBIDDEN', message, { cause: err })
   return new GatewayError('GW_ERR_INTERNAL', 'database error', { cause: err })
 }

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { grants, type ApiKeyIdentity, type Scope } from '../../store/index.ts'
+import { grants, type Actor, type ApiKeyIdentity, type Scope } from '../../store/index.ts'
 import { sendError } from './api-errors.ts'
 import type { ApiKeyCache } from './key-cache.ts'
 import type { KeyUsage } from './key-usage.ts'
@@ -32,10 +32,14 @@ function presentedKey (request: FastifyRequest): { key: string | null, tokenInUr
   return { key: null, tokenInUrl: true }
 }
 
-/** The audit trail's actor for a request: the key's id (names are not unique) and, for reading, its name. */
-export function actorOf (request: FastifyRequest): string {
+/**
+ * Who acts in a request, for the audit trail: the key, by id (names are not unique); the database
+ * writes its name from its own row. Only scoped routes audit, and they always have a key.
+ */
+export function actorOf (request: FastifyRequest): Actor {
   const key = request.apiKey
-  return key === null ? 'api-key:unknown' : `api-key:${key.id} (${key.name})`
+  if (key === null) throw new Error('actorOf: an audited route without an API key')
+  return { keyId: key.id, name: key.name }
 }
 
 // Load balancers probe these; they are never limited.

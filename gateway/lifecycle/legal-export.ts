@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type { Writable } from 'node:stream'
 import { ChainWriter, EXPORT_FORMAT, GENESIS, GatewayError, type ExportManifest, type JsonValue } from '../../protocol/index.ts'
-import type { Store, TransactionRecord } from '../../store/index.ts'
+import { actorName, type Actor, type Store, type TransactionRecord } from '../../store/index.ts'
 import { ExportProver, proofJson } from '../ledger/export-proofs.ts'
 import { transactionView } from '../api/views.ts'
 
@@ -15,7 +15,7 @@ export interface ExportRequest {
   vin: string
   from: Date
   to: Date
-  actor: string
+  actor: Actor
   now: () => number
   /** Stops the export between two records; its transaction is rolled back and its connection returned. */
   signal?: AbortSignal
@@ -65,10 +65,10 @@ export async function produceExport (store: Store, req: ExportRequest, onLine: (
     genesis: GENESIS,
     chainHead: chain.head,
     exportedAt: new Date(req.now()).toISOString(),
-    exportedBy: req.actor,
+    exportedBy: actorName(req.actor),
     ledger: prover.summary() as unknown as JsonValue
   }
-  await store.lifecycle.audit(req.actor, 'export', { vin: req.vin, from: manifest.from, to: manifest.to, rowCount: manifest.rowCount, sha256: manifest.sha256, chainHead: manifest.chainHead }, new Date(req.now()))
+  await store.lifecycle.audit(req.actor, 'export', { vin: req.vin, from: manifest.from, to: manifest.to, rowCount: manifest.rowCount, sha256: manifest.sha256, chainHead: manifest.chainHead })
   return manifest
 }
 

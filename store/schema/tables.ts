@@ -93,10 +93,14 @@ export const legalHolds = pgTable('legal_holds', {
   releaseReason: text('release_reason')
 }, (t) => [index('legal_holds_active_idx').on(t.vin).where(sql`released_at IS NULL`)])
 
-/** Who did what to the data's lifecycle: retention runs, holds, exports. Append-only like the log. */
+/**
+ * Who did what to the data's lifecycle: retention runs, holds, keys, exports. Append-only like the
+ * log; written only by owner-run functions and the owner's paths, `at` always set by the database
+ * (migration 0013).
+ */
 export const auditLog = pgTable('audit_log', {
-  id: uuid('id').primaryKey(),
-  at: timestamp('at', { withTimezone: true, precision: 6 }).notNull(),
+  id: uuid('id').primaryKey().defaultRandom(),
+  at: timestamp('at', { withTimezone: true, precision: 6 }).notNull().default(sql`now()`),
   actor: text('actor').notNull(),
   action: text('action').notNull(),
   details: jsonb('details').$type<Record<string, unknown>>().notNull()

@@ -21,7 +21,7 @@ const legalKeys = new WeakMap<TestGateway, string>()
 
 async function withHistory (t: Test, env: Record<string, string> = {}): Promise<TestGateway> {
   const gw = await startTestGateway(t, env)
-  legalKeys.set(gw, (await gw.store.apiKeys.create('legal-team', ['legal'])).key)
+  legalKeys.set(gw, (await gw.store.apiKeys.create('legal-team', ['legal'], 'test')).key)
   await fillVehicleRows(gw.dbUrl, VIN, ROWS, FROM, TO)
   return gw
 }

@@ -120,7 +120,7 @@ t.test('the per-address limit comes before the key lookup: a 429 costs no query'
 t.test('authenticated requests are limited per API key, with Retry-After; health is never limited', async (t) => {
   const gw = await startTestGateway(t, { VGW_API_RATE_LIMIT_PER_KEY: '5', VGW_API_RATE_LIMIT_PER_ADDRESS: '2' })
   await register(gw, VIN)
-  const other = await gw.store.apiKeys.create('other', ['vehicles:read'])
+  const other = await gw.store.apiKeys.create('other', ['vehicles:read'], 'test')
   // One request makes each key known; from then on it is counted per key, not per address.
   t.equal((await gw.api(`/v1/vehicles/${VIN}`, { key: other.key })).status, 200)
   await windowPassed(gw)

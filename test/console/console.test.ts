@@ -68,7 +68,7 @@ t.test('log in, open a vehicle, see its uplink, send a message and watch it beco
 
 t.test('a key without a view\'s scope sees why, not a broken page', { skip }, async (t) => {
   const gw = await startTestGateway(t)
-  const key = await gw.store.apiKeys.create('support', ['vehicles:read'])
+  const key = await gw.store.apiKeys.create('support', ['vehicles:read'], 'test')
   const browser = await launch(t)
   const page = await browser.newPage()
   await page.goto(`${gw.baseUrl}/console/audit`)

@@ -66,7 +66,7 @@ t.test('the feed refuses a bad cursor and a key without stream:read', async (t) 
   const bad = await feed(gw.baseUrl, gw.adminKey, 'after=bm90LWEtY3Vyc29y')
   t.equal(bad.status, 400)
   t.match(bad.body, { error: { code: 'GW_ERR_INVALID_CURSOR' } })
-  const reader = await gw.store.apiKeys.create('reader', ['messages:read'])
+  const reader = await gw.store.apiKeys.create('reader', ['messages:read'], 'test')
   t.equal((await feed(gw.baseUrl, reader.key, '')).status, 403)
 })
 

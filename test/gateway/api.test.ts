@@ -8,7 +8,7 @@ const VIN = 'WVWZZZ1JZXW000070'
 t.test('REST errors use catalogue codes and the right status', async (t) => {
   const gw = await startTestGateway(t)
   await connectVehicle(t, { port: gw.mqttPort, ca: gw.pki.ca, creds: await gw.pki.vehicle(VIN) })
-  const reader = await gw.store.apiKeys.create('reader', ['vehicles:read'])
+  const reader = await gw.store.apiKeys.create('reader', ['vehicles:read'], 'test')
 
   const cases: Array<[string, string, string | null, number, string]> = [
     ['no key', `/v1/vehicles/${VIN}`, null, 401, 'GW_ERR_UNAUTHENTICATED'],

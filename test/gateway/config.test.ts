@@ -29,6 +29,8 @@ t.test('every bad value stops start-up with a message naming the variable', asyn
     [{ VGW_LOG_LEVEL: 'loud' }, /VGW_LOG_LEVEL/],
     [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL/],
     [{ DATABASE_URL: 'not a url' }, /DATABASE_URL/],
+    // Nothing secret to derive the gateway's own login's password from (README, "Security").
+    [{ DATABASE_URL: 'postgres://vgw@db.example:5432/vgw' }, /DATABASE_URL \(--database-url\) = "<hidden>": carries no password.*VGW_APP_DATABASE_URL/],
     [{ VGW_HOST: 'a b' }, /VGW_HOST/],
     [{ VGW_BATCH_MAX_SIZE: '0' }, /VGW_BATCH_MAX_SIZE/],
     [{ VGW_MAX_ENVELOPE_BYTES: '4096', VGW_MAX_PACKET_BYTES: '4096' }, /VGW_MAX_PACKET_BYTES/]
@@ -36,6 +38,11 @@ t.test('every bad value stops start-up with a message naming the variable', asyn
   for (const [env, message] of bad) {
     t.throws(() => loadConfig(env), { code: 'GW_ERR_CONFIG_INVALID', message }, JSON.stringify(env))
   }
+})
+
+t.test('DATABASE_URL without a password is accepted with a login of the gateway\'s own (VGW_APP_DATABASE_URL)', async (t) => {
+  const config = loadConfig({ DATABASE_URL: 'postgres://vgw@db.example:5432/vgw', VGW_APP_DATABASE_URL: 'postgres://gw:pw@db.example:5432/vgw' })
+  t.equal(config.appDatabaseUrl, 'postgres://gw:pw@db.example:5432/vgw')
 })
 
 t.test('a database password never appears in the message', async (t) => {

@@ -42,7 +42,7 @@ async function setup (t: Test, env: Record<string, string> = {}, opts: { viaProx
   const gateway = await buildGateway(config, { store, logger })
   t.teardown(() => gateway.close())
   const { mqttPort, httpPort } = await gateway.listen()
-  const admin = await store.apiKeys.create('admin', ['admin'])
+  const admin = await store.apiKeys.create('admin', ['admin'], 'test')
   const cars = await Promise.all(VINS.map(async (vin) => connectVehicle(t, { port: mqttPort, ca: pki.ca, creds: await pki.vehicle(vin) })))
   const api = async (p: string, init: RequestInit = {}): Promise<{ status: number, body: { error?: { code: string, message: string } } }> => {
     const res = await fetch(`http://127.0.0.1:${httpPort}${p}`, { ...init, headers: { authorization: `Bearer ${admin.key}`, 'content-type': 'application/json' } })

@@ -93,8 +93,8 @@ t.test('a since older than the retained window is answered with a gap event firs
 
 t.test('the stream needs stream:read, by header or ?token=', async (t) => {
   const gw = await startTestGateway(t)
-  const reader = await gw.store.apiKeys.create('reader', ['vehicles:read'])
-  const streamer = await gw.store.apiKeys.create('streamer', ['stream:read'])
+  const reader = await gw.store.apiKeys.create('reader', ['vehicles:read'], 'test')
+  const streamer = await gw.store.apiKeys.create('streamer', ['stream:read'], 'test')
   const refused = await new Promise<number>((resolve) => {
     const ws = new WebSocket(`ws://127.0.0.1:${gw.httpPort}/v1/stream`, { headers: { authorization: `Bearer ${reader.key}` } })
     ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))
@@ -175,7 +175,7 @@ async function until (what: string, check: () => boolean | Promise<boolean>, tim
 
 t.test('streams are capped per API key; a closed stream frees its place', async (t) => {
   const gw = await startTestGateway(t, { VGW_STREAM_MAX_PER_KEY: '2' })
-  const other = await gw.store.apiKeys.create('other', ['stream:read'])
+  const other = await gw.store.apiKeys.create('other', ['stream:read'], 'test')
   const open = [await attempt(gw, gw.adminKey), await attempt(gw, gw.adminKey)]
   t.teardown(() => { for (const o of open) o.ws?.close() })
   t.same(open.map((o) => o.status), [101, 101])
@@ -193,7 +193,7 @@ t.test('streams are capped per API key; a closed stream frees its place', async 
 
 t.test('a client that stops answering pings is terminated and its place freed; one that answers stays', async (t) => {
   const gw = await startTestGateway(t, { VGW_STREAM_PING_MS: '200', VGW_STREAM_MAX_PER_KEY: '1' })
-  const answering = await gw.store.apiKeys.create('answering', ['stream:read'])
+  const answering = await gw.store.apiKeys.create('answering', ['stream:read'], 'test')
   const live = await attempt(gw, answering.key)
   t.teardown(() => live.ws?.close())
   let pings = 0

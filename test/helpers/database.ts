@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { v7 as uuidv7 } from 'uuid'
 import tap, { type Test } from 'tap'
+import { withPassword } from './database-url.ts'
 import { openStore, startEmbeddedPostgres, type Store, type StoreOptions } from '../../store/index.ts'
 
 // One embedded server per test process (file); each test gets a database of its own in it.
@@ -30,7 +31,7 @@ function embeddedServerUrl (): Promise<string> {
  */
 export async function testDatabaseUrl (t: Test): Promise<string> {
   const fromEnv = process.env.DATABASE_URL
-  const server = fromEnv !== undefined && fromEnv !== '' ? fromEnv : await embeddedServerUrl()
+  const server = fromEnv !== undefined && fromEnv !== '' ? withPassword(fromEnv) : await embeddedServerUrl()
   const name = `vgw_test_${randomBytes(6).toString('hex')}`
   const admin = new pg.Client({ connectionString: server })
   await admin.connect()

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import readline from 'node:readline'
 import type { Test } from 'tap'
+import { withPassword } from './database-url.ts'
 
 export const ROOT = path.resolve(import.meta.dirname, '../..')
 
@@ -75,8 +76,10 @@ export async function spawnGateway (command: string, args: string[], env: NodeJS
 
 /** The environment of a gateway process under test: its PKI's files, loopback, ports 0. */
 export function gatewayEnv (paths: { caCert: string, serverCert: string, serverKey: string, crl: string }, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const inherited = process.env.DATABASE_URL
   return {
     ...process.env,
+    ...(inherited !== undefined && inherited !== '' ? { DATABASE_URL: withPassword(inherited) } : {}),
     VGW_HOST: '127.0.0.1',
     VGW_MQTT_PORT: '0',
     VGW_HTTP_PORT: '0',

@@ -71,7 +71,7 @@ export async function startTestGateway (t: Test, overrides: Partial<Record<strin
   t.teardown(() => gateway.close())
   const { mqttPort, httpPort } = await gateway.listen()
   // Both duties, so that tests of either need one key; separation of duties has tests of its own (test/security/).
-  const admin = await store.apiKeys.create('test-admin', ['admin', 'legal'])
+  const admin = await store.apiKeys.create('test-admin', ['admin', 'legal'], 'test')
   const baseUrl = `http://127.0.0.1:${httpPort}`
   return {
     gateway,

@@ -10,6 +10,6 @@ export async function sharedDeployment (t: Test): Promise<{ url: string, store: 
   const store = openStore({ url, newId: uuidv7 })
   t.teardown(() => store.close())
   await store.migrate()
-  const admin = await store.apiKeys.create('admin', ['admin'])
+  const admin = await store.apiKeys.create('admin', ['admin'], 'test')
   return { url, store, adminKey: admin.key, pki: await testPki(t) }
 }

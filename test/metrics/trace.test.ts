@@ -12,7 +12,7 @@ interface Step { step: string, at: string, logId: string | null, sincePreviousMs
 t.test('a downlink\'s trace: accepted by a key, queued, published on a connection (attempt 1), PUBACK, the app\'s ACK', async (t) => {
   const gw = await startTestGateway(t)
   await register(gw, VIN, 'DE')
-  const key = await gw.store.apiKeys.create('backend', ['messages:send', 'messages:read'])
+  const key = await gw.store.apiKeys.create('backend', ['messages:send', 'messages:read'], 'test')
   const car = await connectVehicle(t, { port: gw.mqttPort, ca: gw.pki.ca, creds: await gw.pki.vehicle(VIN, 'DE') })
   const box = inbox(car, VIN)
   await car.subscribeAsync(`vehicles/${VIN}/down`, { qos: 1 })
@@ -43,7 +43,7 @@ t.test('a downlink\'s trace: accepted by a key, queued, published on a connectio
   for (const s of body.steps.filter((x) => x.step !== 'accepted' && x.step !== 'app_ack')) t.ok(ids.includes(s.logId as string), `${s.step} is a row of the log`)
 
   t.equal((await gw.api('/v1/messages/0190a0a0-0000-7000-8000-000000000000/trace')).status, 404)
-  t.equal((await gw.api(`/v1/messages/${id}/trace`, { key: (await gw.store.apiKeys.create('sender', ['messages:send'])).key })).status, 403)
+  t.equal((await gw.api(`/v1/messages/${id}/trace`, { key: (await gw.store.apiKeys.create('sender', ['messages:send'], 'test')).key })).status, 403)
 })
 
 t.test('one uplink transaction: decoded envelope, raw bytes, and the commit that stored it', async (t) => {

@@ -48,41 +48,56 @@ t.test('keys over REST: create with an expiry, list without secrets, revoke by i
 
   const admin = (await gw.api('/v1/keys')).body as { items: Array<{ id: string, name: string }> }
   const adminId = admin.items.find((k) => k.name === 'test-admin')?.id ?? ''
-  const audit = await gw.store.lifecycle.auditTrail(10)
+  // The test's own admin key was made on the server (operator `test`): audited too, by the database.
+  const all = await gw.store.lifecycle.auditTrail(10)
+  t.match(all.at(-1), { action: 'key.create', actor: 'test', details: { name: 'test-admin' } })
+  const audit = all.slice(0, -1)
   t.same(audit.map((a) => a.action).sort(), ['key.create', 'key.create', 'key.revoke', 'key.revoke'])
   t.ok(audit.every((a) => a.actor === `api-key:${adminId} (test-admin)`), 'each names the acting key by id')
 })
 
-t.test('admin cannot hand out legal: a key can grant only scopes it holds', async (t) => {
+t.test('admin cannot hand out, rotate or revoke legal: a key acts only on keys whose every scope it holds', async (t) => {
   const gw = await startTestGateway(t)
-  const { key } = await gw.store.apiKeys.create('ops', ['admin'])
+  const { key } = await gw.store.apiKeys.create('ops', ['admin'], 'test')
   const res = await gw.api('/v1/keys', { key, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'lawyer', scopes: ['legal'] }) })
   t.equal(res.status, 403)
-  const legal = await gw.store.apiKeys.create('legal-team', ['legal'])
+  const legal = await gw.store.apiKeys.create('legal-team', ['legal'], 'test')
   const rotate = await gw.api('/v1/keys/rotate', { key, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'legal-team' }) })
   t.equal(rotate.status, 403, 'nor rotate a legal key into its own hands')
-  t.equal((await gw.api('/v1/keys?name=legal-team', { key, method: 'DELETE' })).status, 200, 'but it may revoke one')
+  // Nor take the legal team's access away (issue #19): by name, by id, nor a key that mixes legal with what admin holds.
+  const mixed = await gw.store.apiKeys.create('legal-and-read', ['legal', 'vehicles:read'], 'test')
+  for (const path of ['/v1/keys?name=legal-team', `/v1/keys/${legal.id}`, `/v1/keys/${mixed.id}`]) {
+    const res = await gw.api(path, { key, method: 'DELETE' })
+    t.equal(res.status, 403, `DELETE ${path}`)
+    t.match(res.body, { error: { code: 'GW_ERR_FORBIDDEN', message: /cannot revoke keys of the scope\(s\) legal/ } })
+  }
+  t.equal(await status(gw, legal.key), 403, 'the legal key still authenticates (it lacks vehicles:read)')
+  t.equal(await status(gw, mixed.key), 404)
+  t.notOk((await gw.store.lifecycle.auditTrail(20)).some((a) => a.action === 'key.revoke'), 'nothing was revoked, so nothing audited')
+  // The database refuses the same when a route forgets to check (the acting key's scopes, read by the owner-run function).
+  await t.rejects(gw.store.apiKeys.revokeById(legal.id, { keyId: (await gw.store.apiKeys.verify(key))?.id ?? '', name: 'ops' }), { code: 'GW_ERR_FORBIDDEN' })
+  t.equal((await gw.api('/v1/keys?name=legal-team', { method: 'DELETE' })).status, 200, 'a key that holds legal (the test admin) may revoke it')
   t.equal(await status(gw, legal.key), 401)
 })
 
 t.test('a revoked key is refused once the cache bound has passed, even when its entry is served from the cache', async (t) => {
   const gw = await startTestGateway(t, { VGW_API_KEY_CACHE_MS: '1000' })
-  const k = await gw.store.apiKeys.create('batch-job', ['vehicles:read'])
+  const k = await gw.store.apiKeys.create('batch-job', ['vehicles:read'], 'test')
   t.equal(await status(gw, k.key), 404, 'cached as valid')
   // Revoked behind this gateway's back (another gateway, the CLI): only the bound protects us.
-  await gw.store.apiKeys.revokeById(k.id)
+  await gw.store.apiKeys.revokeById(k.id, 'test')
   await new Promise((resolve) => setTimeout(resolve, 1200))
   t.equal(await status(gw, k.key), 401, 'the first request after the bound is refused, not answered from the stale entry')
 })
 
 t.test('an expired key is refused at its expiry; a rotated key keeps working for its grace period only', async (t) => {
   const gw = await startTestGateway(t)
-  const short = await gw.store.apiKeys.create('short', ['vehicles:read'], new Date(Date.now() + 1500))
+  const short = await gw.store.apiKeys.create('short', ['vehicles:read'], 'test', new Date(Date.now() + 1500))
   t.equal(await status(gw, short.key), 404)
   const refusedAt = await firstRefusal(gw, short.key, 4000)
   t.ok(refusedAt !== null, 'refused after its expiry, although its lookup is cached for 5 s')
 
-  const old = await gw.store.apiKeys.create('svc', ['vehicles:read'])
+  const old = await gw.store.apiKeys.create('svc', ['vehicles:read'], 'test')
   t.equal(await status(gw, old.key), 404)
   const rotated = await gw.api('/v1/keys/rotate', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'svc', grace: '2s' }) })
   t.equal(rotated.status, 201)
@@ -97,7 +112,7 @@ t.test('an expired key is refused at its expiry; a rotated key keeps working for
 
 t.test('last use is recorded in batches', async (t) => {
   const gw = await startTestGateway(t)
-  const k = await gw.store.apiKeys.create('reader', ['vehicles:read'])
+  const k = await gw.store.apiKeys.create('reader', ['vehicles:read'], 'test')
   for (let i = 0; i < 20; i++) await status(gw, k.key)
   // Closing flushes the batch (the gateway writes one every 10 s).
   await gw.gateway.close()
@@ -107,7 +122,7 @@ t.test('last use is recorded in batches', async (t) => {
 
 t.test('vgw keys revoke: measured time to the first 401 on a running gateway', async (t) => {
   const gw = await startTestGateway(t)
-  const k = await gw.store.apiKeys.create('stolen', ['vehicles:read'])
+  const k = await gw.store.apiKeys.create('stolen', ['vehicles:read'], 'test')
   // A busy client: its key is always in the cache, refreshed in the background.
   let busy = true
   const traffic = (async () => { while (busy) { await status(gw, k.key); await new Promise((resolve) => setTimeout(resolve, 20)) } })()
@@ -137,7 +152,7 @@ t.test('a key revoked through one gateway is refused by another gateway on the s
   t.teardown(() => other.close())
   const { httpPort } = await other.listen()
   const onB = async (key: string): Promise<number> => (await fetch(`http://127.0.0.1:${httpPort}/v1/vehicles/${VIN}`, { headers: { authorization: `Bearer ${key}` } })).status
-  const k = await a.store.apiKeys.create('shared', ['vehicles:read'])
+  const k = await a.store.apiKeys.create('shared', ['vehicles:read'], 'test')
   t.equal(await status(a, k.key), 404)
   t.equal(await onB(k.key), 404, 'both gateways have it cached as valid')
   t.equal((await a.api('/v1/keys?name=shared', { method: 'DELETE' })).status, 200)

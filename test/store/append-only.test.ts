@@ -10,7 +10,7 @@ t.test('the gateway\'s role may append to the log but never change or remove a r
   t.equal(await store.currentRole(), 'vgw_app', 'the pool works as vgw_app')
   const row = logRow(VIN, 'DE', new Date())
   await store.transactions.append([row])
-  await store.lifecycle.audit('test', 'test.entry', {}, new Date())
+  await store.lifecycle.audit('test', 'test.entry', {})
 
   const app = new pg.Client({ connectionString: url })
   await app.connect()
@@ -26,7 +26,7 @@ t.test('even the owner cannot change the log; only the retention path can remove
   const { store, url } = await testStore(t)
   const row = logRow(VIN, 'DE', new Date())
   await store.transactions.append([row])
-  await store.lifecycle.audit('test', 'test.entry', {}, new Date())
+  await store.lifecycle.audit('test', 'test.entry', {})
   const owner = new pg.Client({ connectionString: url })
   await owner.connect()
   t.teardown(() => owner.end())

@@ -31,7 +31,7 @@ async function until (db: pg.Client, sql: string, what: string, boundMs = 10_000
 
 t.test('a hold added while a retention run is in progress is honoured', async (t) => {
   const { store, url } = await testStore(t)
-  await store.lifecycle.setPolicy('*', 30, 'test', NOW)
+  await store.lifecycle.setPolicy('*', 30, 'test')
   // Two months past every period: the run drops the older first, then the one with the vehicle's rows.
   await store.transactions.append([logRow(OTHER, 'DE', ago(400)), logRow(HELD, 'DE', ago(200)), logRow(HELD, 'DE', ago(199)), logRow(OTHER, 'DE', ago(200))])
   const watcher = await ownerClient(t, url)
@@ -44,7 +44,7 @@ t.test('a hold added while a retention run is in progress is honoured', async (t
   await until(watcher, "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'ALTER TABLE transactions DETACH PARTITION%' AND wait_event_type = 'Lock'", 'the run to wait at its detach')
   // Added now, while the run has already read the holds it started with.
   let added = false
-  const hold = store.lifecycle.addHold(HELD, 'accident', 'test', NOW).then(() => { added = true })
+  const hold = store.lifecycle.addHold(HELD, 'accident', 'test').then(() => { added = true })
   await until(watcher, "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", 'the hold to wait', 2000).catch(() => undefined)
   await reader.query('COMMIT')
   const [report] = await Promise.all([run, hold])
@@ -57,9 +57,9 @@ t.test('a hold added while a retention run is in progress is honoured', async (t
 
 t.test('a DETACH PARTITION … CONCURRENTLY that was interrupted is finished by the next run; a month left detached is dropped or attached again', async (t) => {
   const { store, url } = await testStore(t)
-  await store.lifecycle.setPolicy('*', 30, 'test', NOW)
+  await store.lifecycle.setPolicy('*', 30, 'test')
   await store.transactions.append([logRow(OTHER, 'DE', ago(400)), logRow(OTHER, 'DE', ago(300)), logRow(HELD, 'DE', ago(200))])
-  await store.lifecycle.addHold(HELD, 'case 9', 'test', NOW)
+  await store.lifecycle.addHold(HELD, 'case 9', 'test')
   const [pending, loose, looseHeld] = [partitionOf(ago(400)), partitionOf(ago(300)), partitionOf(ago(200))]
   const owner = await ownerClient(t, url)
 
@@ -86,10 +86,10 @@ t.test('a DETACH PARTITION … CONCURRENTLY that was interrupted is finished by 
 
 t.test('the retention floor in server configuration: no call can go below it, and a run never does', async (t) => {
   const { store, url } = await testStore(t, { retentionFloors: { DE: 3650, '*': 365 } })
-  await t.rejects(store.lifecycle.setPolicy('DE', 30, 'test', NOW), { code: 'GW_ERR_RETENTION_FLOOR', message: /below the floor of 3650 days/ })
-  await t.rejects(store.lifecycle.setPolicy('*', 30, 'test', NOW), { code: 'GW_ERR_RETENTION_FLOOR' })
-  await t.rejects(store.lifecycle.setPolicy('FR', 30, 'test', NOW), { code: 'GW_ERR_RETENTION_FLOOR' }, 'a market without a floor of its own has the default floor')
-  await store.lifecycle.setPolicy('US', 400, 'test', NOW)
+  await t.rejects(store.lifecycle.setPolicy('DE', 30, 'test'), { code: 'GW_ERR_RETENTION_FLOOR', message: /below the floor of 3650 days/ })
+  await t.rejects(store.lifecycle.setPolicy('*', 30, 'test'), { code: 'GW_ERR_RETENTION_FLOOR' })
+  await t.rejects(store.lifecycle.setPolicy('FR', 30, 'test'), { code: 'GW_ERR_RETENTION_FLOOR' }, 'a market without a floor of its own has the default floor')
+  await store.lifecycle.setPolicy('US', 400, 'test')
   // A policy put into the database behind the API's back is still held to the floor by the run.
   const owner = await ownerClient(t, url)
   await owner.query("INSERT INTO retention_policies (market, retention_days) VALUES ('DE', 1)")

@@ -15,10 +15,10 @@ const FR = 'VF1ZZZ1JZXW000603'
 
 t.test('retention removes exactly what is past its market\'s period, across partitions, and leaves held vehicles alone', async (t) => {
   const { store, url } = await testStore(t)
-  await store.lifecycle.setPolicy('DE', 365, 'test', NOW)
-  await store.lifecycle.setPolicy('US', 30, 'test', NOW)
-  await store.lifecycle.setPolicy('*', 730, 'test', NOW)
-  await store.lifecycle.addHold(DE_HELD, 'case 123', 'test', NOW)
+  await store.lifecycle.setPolicy('DE', 365, 'test')
+  await store.lifecycle.setPolicy('US', 30, 'test')
+  await store.lifecycle.setPolicy('*', 730, 'test')
+  await store.lifecycle.addHold(DE_HELD, 'case 123', 'test')
 
   const rows = {
     deOld: logRow(DE, 'DE', ago(400)),
@@ -57,7 +57,7 @@ t.test('retention removes exactly what is past its market\'s period, across part
   t.match(audit[0]?.details, { totalRemoved: 6, deletedRows: { DE: 1, US: 1, FR: 1 } })
 
   // Releasing the hold lets the next run remove the held vehicle's old rows too.
-  await store.lifecycle.releaseHolds(DE_HELD, 'case closed', 'test', NOW)
+  await store.lifecycle.releaseHolds(DE_HELD, 'case closed', 'test')
   const again = await store.lifecycle.runRetention(NOW, 'test')
   t.equal(again.totalRemoved, 2)
   t.same((await store.lifecycle.auditTrail(10)).map((a) => a.action).slice(0, 3), ['retention.run', 'hold.release', 'retention.run'])
@@ -65,7 +65,7 @@ t.test('retention removes exactly what is past its market\'s period, across part
 
 t.test('retention runs while vehicles keep publishing, without write errors', async (t) => {
   const gw = await startTestGateway(t)
-  await gw.store.lifecycle.setPolicy('*', 30, 'test', new Date())
+  await gw.store.lifecycle.setPolicy('*', 30, 'test')
   // Plenty of old rows in old months, so that the run takes a while.
   const old = Array.from({ length: 20_000 }, (_, i) => logRow(FR, 'FR', new Date(Date.now() - (40 + (i % 300)) * DAY)))
   for (let i = 0; i < old.length; i += 5000) await gw.store.transactions.append(old.slice(i, i + 5000))

@@ -43,7 +43,7 @@ function firstArrivals (ids: string[]): string[] {
 
 t.test('webhooks: admin only, validated, listed without their secret, deleted', async (t) => {
   const gw = await startTestGateway(t)
-  const reader = await gw.store.apiKeys.create('reader', ['stream:read'])
+  const reader = await gw.store.apiKeys.create('reader', ['stream:read'], 'test')
   const post = async (body: unknown, key?: string): Promise<{ status: number, body: unknown }> =>
     await gw.api('/v1/webhooks', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), ...(key !== undefined ? { key } : {}) })
   t.equal((await post({ url: 'http://127.0.0.1:9/x' }, reader.key)).status, 403, 'stream:read is not enough')

@@ -58,7 +58,7 @@ export async function campaignRoutes (app: FastifyInstance, deps: CampaignRoutes
       maxRecipients: deps.maxRecipients
     })
     await deps.store.lifecycle.audit(actorOf(request), 'campaign.create',
-      { campaignId: created.id, type: m.type, target: vins !== undefined ? { vins: named } : { market }, messageCount: created.messageCount }, new Date(deps.now()))
+      { campaignId: created.id, type: m.type, target: vins !== undefined ? { vins: named } : { market }, messageCount: created.messageCount })
     deps.hub.publish({ event: 'campaign.created', vin: null, kind: 'MESSAGE', type: m.type, campaignId: created.id, messageCount: created.messageCount })
     deps.announceCampaign(created.id)
     return reply.code(202).send({ id: created.id, status: 'queued', messageCount: created.messageCount, skippedVins: created.skippedVins })

@@ -12,26 +12,28 @@ export interface KeyRoutesDeps {
 }
 
 const iso = (d: Date | null): string | null => d?.toISOString() ?? null
+const byName = (name: string) => (k: ApiKeyInfo): boolean => k.name === name
+const byId = (id: string) => (k: ApiKeyInfo): boolean => k.id === id
 
 function view (k: ApiKeyInfo): Record<string, unknown> {
   return { id: k.id, name: k.name, scopes: k.scopes, createdAt: iso(k.createdAt), lastUsedAt: iso(k.lastUsedAt), expiresAt: iso(k.expiresAt), revokedAt: iso(k.revokedAt) }
 }
 
-/** Over REST a key hands out only scopes it holds itself: `admin` cannot mint (or rotate into its hands) a `legal` key. */
-function requireGrantable (request: FastifyRequest, scopes: readonly Scope[]): void {
+/**
+ * Over REST a key hands out, rotates and revokes only keys whose every scope it holds itself:
+ * `admin` cannot mint a `legal` key, rotate one into its hands, or revoke one (the legal team's
+ * access is not the admins' to take away). The database's functions refuse the same (migration 0013).
+ */
+function requireGrantable (request: FastifyRequest, scopes: readonly Scope[], what: string): void {
   const held = request.apiKey?.scopes ?? []
-  const beyond = scopes.filter((s) => !grants(held, s))
-  if (beyond.length > 0) throw new GatewayError('GW_ERR_FORBIDDEN', `this key cannot hand out the scope(s) ${beyond.join(', ')}; use vgw keys on the server, or a key that holds them`)
+  const beyond = [...new Set(scopes.filter((s) => !grants(held, s)))]
+  if (beyond.length > 0) throw new GatewayError('GW_ERR_FORBIDDEN', `this key cannot ${what} of the scope(s) ${beyond.join(', ')}: admin does not include legal; use vgw keys on the server, or a key that holds them`)
 }
 
 const nameSchema = { type: 'string', minLength: 1, maxLength: 200 } as const
 
-/** API keys over REST (scope `admin`): list, create, revoke, rotate; every change audited with the acting key's id. */
+/** API keys over REST (scope `admin`): list, create, revoke, rotate; every change audited with the acting key's id, by the database. */
 export async function keyRoutes (app: FastifyInstance, deps: KeyRoutesDeps): Promise<void> {
-  const audit = async (request: FastifyRequest, action: string, details: Record<string, unknown>): Promise<void> => {
-    await deps.store.lifecycle.audit(actorOf(request), action, details, new Date(deps.now()))
-  }
-
   app.get<{ Querystring: { all?: boolean } }>('/v1/keys', {
     config: { scope: 'admin' },
     schema: { summary: 'API keys (never their secrets); revoked and expired ones with all=true', querystring: { type: 'object', additionalProperties: false, properties: { all: { type: 'boolean' } } } }
@@ -50,10 +52,9 @@ export async function keyRoutes (app: FastifyInstance, deps: KeyRoutesDeps): Pro
     }
   }, async (request, reply) => {
     const { name, scopes, expires } = request.body
-    requireGrantable(request, scopes)
+    requireGrantable(request, scopes, 'hand out keys')
     const expiresAt = expires === undefined ? null : new Date(deps.now() + parseLifetime('body.expires', expires))
-    const created = await deps.store.apiKeys.create(name, scopes, expiresAt)
-    await audit(request, 'key.create', { keyId: created.id, name, scopes, expiresAt: iso(expiresAt) })
+    const created = await deps.store.apiKeys.create(name, scopes, actorOf(request), expiresAt)
     return reply.code(201).send({ ...created, expiresAt: iso(created.expiresAt) })
   })
 
@@ -61,10 +62,11 @@ export async function keyRoutes (app: FastifyInstance, deps: KeyRoutesDeps): Pro
     config: { scope: 'admin' },
     schema: { summary: 'Revoke one API key', params: { type: 'object', required: ['id'], properties: { id: { type: 'string' } } } }
   }, async (request) => {
-    const revoked = isUuid(request.params.id) ? await deps.store.apiKeys.revokeById(request.params.id) : null
-    if (revoked === null) throw new GatewayError('GW_ERR_API_KEY_NOT_FOUND', `no live API key ${request.params.id.slice(0, 40)}`)
+    const { id } = request.params
+    if (isUuid(id)) requireGrantable(request, (await deps.store.apiKeys.list()).filter(byId(id)).flatMap((k) => k.scopes), 'revoke keys')
+    const revoked = isUuid(id) ? await deps.store.apiKeys.revokeById(id, actorOf(request)) : null
+    if (revoked === null) throw new GatewayError('GW_ERR_API_KEY_NOT_FOUND', `no live API key ${id.slice(0, 40)}`)
     deps.forget(new Set([revoked.id]))
-    await audit(request, 'key.revoke', { keyIds: [revoked.id], name: revoked.name })
     return { revoked: [view(revoked)] }
   })
 
@@ -72,10 +74,11 @@ export async function keyRoutes (app: FastifyInstance, deps: KeyRoutesDeps): Pro
     config: { scope: 'admin' },
     schema: { summary: 'Revoke every API key of a name', querystring: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: nameSchema } } }
   }, async (request) => {
-    const revoked = await deps.store.apiKeys.revokeByName(request.query.name)
-    if (revoked.length === 0) throw new GatewayError('GW_ERR_API_KEY_NOT_FOUND', `no live API key named ${JSON.stringify(request.query.name.slice(0, 40))}`)
+    const { name } = request.query
+    requireGrantable(request, (await deps.store.apiKeys.list()).filter(byName(name)).flatMap((k) => k.scopes), 'revoke keys')
+    const revoked = await deps.store.apiKeys.revokeByName(name, actorOf(request))
+    if (revoked.length === 0) throw new GatewayError('GW_ERR_API_KEY_NOT_FOUND', `no live API key named ${JSON.stringify(name.slice(0, 40))}`)
     deps.forget(new Set(revoked.map((k) => k.id)))
-    await audit(request, 'key.revoke', { keyIds: revoked.map((k) => k.id), name: request.query.name })
     return { revoked: revoked.map(view) }
   })
 
@@ -89,12 +92,10 @@ export async function keyRoutes (app: FastifyInstance, deps: KeyRoutesDeps): Pro
     const { name, grace, expires } = request.body
     const graceMs = parseLifetime('body.grace', grace ?? DEFAULT_ROTATION_GRACE)
     const expiresAt = expires === undefined ? undefined : new Date(deps.now() + parseLifetime('body.expires', expires))
-    const current = (await deps.store.apiKeys.list()).filter((k) => k.name === name)
-    requireGrantable(request, current.flatMap((k) => k.scopes))
-    const rotated = await deps.store.apiKeys.rotate(name, graceMs, expiresAt)
+    requireGrantable(request, (await deps.store.apiKeys.list()).filter(byName(name)).flatMap((k) => k.scopes), 'rotate keys')
+    const rotated = await deps.store.apiKeys.rotate(name, graceMs, actorOf(request), expiresAt)
     if (rotated === null) throw new GatewayError('GW_ERR_API_KEY_NOT_FOUND', `no live API key named ${JSON.stringify(name.slice(0, 40))}`)
     deps.forget(new Set(rotated.previous.map((p) => p.id)))
-    await audit(request, 'key.rotate', { keyId: rotated.created.id, name, previous: rotated.previous.map((p) => ({ id: p.id, expiresAt: iso(p.expiresAt) })) })
     return reply.code(201).send({ ...rotated.created, expiresAt: iso(rotated.created.expiresAt), previous: rotated.previous.map((p) => ({ id: p.id, expiresAt: iso(p.expiresAt) })) })
   })
 }

@@ -35,7 +35,7 @@ export async function lifecycleRoutes (app: FastifyInstance, deps: LifecycleRout
   }, async (request) => {
     const market = parseMarket(request.params.market)
     const days = parsePeriod(request.body.period)
-    await deps.store.lifecycle.setPolicy(market, days, actor(request), now())
+    await deps.store.lifecycle.setPolicy(market, days, actor(request))
     return { market, period: formatPeriod(days), retentionDays: days }
   })
 
@@ -56,7 +56,7 @@ export async function lifecycleRoutes (app: FastifyInstance, deps: LifecycleRout
     }
   }, async (request, reply) => {
     requireVin(request.params.vin)
-    return reply.code(201).send(await deps.store.lifecycle.addHold(request.params.vin, request.body.reason, actor(request), now()))
+    return reply.code(201).send(await deps.store.lifecycle.addHold(request.params.vin, request.body.reason, actor(request)))
   })
 
   app.delete<{ Params: { vin: string }, Querystring: { reason?: string } }>('/v1/vehicles/:vin/holds', {
@@ -68,7 +68,7 @@ export async function lifecycleRoutes (app: FastifyInstance, deps: LifecycleRout
     }
   }, async (request) => {
     requireVin(request.params.vin)
-    const released = await deps.store.lifecycle.releaseHolds(request.params.vin, request.query.reason ?? 'released', actor(request), now())
+    const released = await deps.store.lifecycle.releaseHolds(request.params.vin, request.query.reason ?? 'released', actor(request))
     if (released === 0) throw new GatewayError('GW_ERR_HOLD_NOT_FOUND', `${request.params.vin} has no active legal hold`)
     return { vin: request.params.vin, released }
   })

@@ -104,7 +104,7 @@ export async function vehicleRoutes (app: FastifyInstance, deps: VehicleRoutesDe
     requireVin(vin)
     const at = new Date(deps.now())
     const created = await deps.store.vehicles.register(vin, request.body.market, at)
-    await deps.store.lifecycle.audit(actorOf(request), 'vehicle.register', { vin, market: request.body.market, created }, at)
+    await deps.store.lifecycle.audit(actorOf(request), 'vehicle.register', { vin, market: request.body.market, created })
     return reply.code(created ? 201 : 200).send({ vin, market: request.body.market, registered: true, created })
   })
 
