@@ -34,15 +34,21 @@ export interface GatewayConfig {
   maxPendingBytes: number
   /** /ready answers 503 GW_ERR_COMMIT_STALLED when no commit has succeeded for this long while work is pending. */
   commitStallMs: number
-  /** Legal exports running at once (each holds one connection of the export pool); the next is refused. */
-  exports: { maxConcurrent: number }
+  /**
+   * Legal exports running at once (each holds one connection of the export pool); the next is refused.
+   * An export whose client takes less than minBytesPerSecond, averaged over rateWindowMs, fails (0: not checked).
+   */
+  exports: { maxConcurrent: number, minBytesPerSecond: number, rateWindowMs: number }
   /** Per vehicle connection: unacknowledged QoS 1 publishes read at most, and a token bucket for rate and daily bytes. */
   vehicle: { maxInflight: number, msgRate: number, msgBurst: number, bytesPerDay: number }
   /** Per source address and in total, before any MQTT byte is read. */
   edge: { maxConnections: number, maxConnectionsPerAddress: number, handshakesPerSecondPerAddress: number, handshakeTimeoutMs: number, securityEventsPerMinute: number }
   /** REST bounds. */
   api: {
-    rateLimitPerKey: number, rateLimitPerAddress: number, keyCacheMs: number, pageMaxBytes: number, campaignMaxRecipients: number, streamMaxPerKey: number, streamPingMs: number
+    rateLimitPerKey: number, rateLimitPerAddress: number, keyCacheMs: number, pageMaxBytes: number, campaignMaxRecipients: number
+    /** Bytes one campaign may write: the envelope of its message times its recipients; past it 413 GW_ERR_CAMPAIGN_TOO_LARGE. */
+    campaignMaxBytes: number
+    streamMaxPerKey: number, streamPingMs: number
     /** REST sends committing at once, each statement carrying every send that waited for it (send-batcher.ts). */
     sendConcurrency: number
   }
@@ -101,6 +107,8 @@ export const SETTINGS = {
   dbCommitPoolSize: { env: 'VGW_DB_COMMIT_POOL_SIZE', flag: '--db-commit-pool-size', description: 'commit pool: connections for uplink batches, status changes, connects (default 8)' },
   dbIdleInTransactionTimeoutMs: { env: 'VGW_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS', flag: '--db-idle-in-transaction-timeout-ms', description: 'PostgreSQL ends a session idle inside a transaction after this long (default 60000)' },
   exportMaxConcurrent: { env: 'VGW_EXPORT_MAX_CONCURRENT', flag: '--export-max-concurrent', description: 'legal exports running at once; the next is refused with 503 (default 2)' },
+  exportMinBytesPerS: { env: 'VGW_EXPORT_MIN_BYTES_PER_S', flag: '--export-min-bytes-per-s', description: 'an export whose client reads less than this, averaged over VGW_EXPORT_RATE_WINDOW_MS, fails and frees its slot (default 65536; 0: not checked)' },
+  exportRateWindowMs: { env: 'VGW_EXPORT_RATE_WINDOW_MS', flag: '--export-rate-window-ms', description: 'the window of that average, and the grace before the first check (default 30000)' },
   commitStallMs: { env: 'VGW_COMMIT_STALL_MS', flag: '--commit-stall-ms', description: '/ready answers 503 when no commit succeeded for this long with work pending (default 10000)' },
   maxPendingBytes: { env: 'VGW_MAX_PENDING_BYTES', flag: '--max-pending-bytes', description: 'envelope bytes waiting for a commit, at most (default 268435456: 256 MiB)' },
   vehicleMaxInflight: { env: 'VGW_VEHICLE_MAX_INFLIGHT', flag: '--vehicle-max-inflight', description: 'unacknowledged QoS 1 publishes read per connection; past it the socket is not read (default 16)' },
@@ -119,6 +127,7 @@ export const SETTINGS = {
   apiKeyCacheMs: { env: 'VGW_API_KEY_CACHE_MS', flag: '--api-key-cache-ms', description: 'how long an API-key lookup, found or not, is cached (default 5000)' },
   pageMaxBytes: { env: 'VGW_PAGE_MAX_BYTES', flag: '--page-max-bytes', description: 'bytes of one API page at most; a page ends early past it (default 4194304)' },
   campaignMaxRecipients: { env: 'VGW_CAMPAIGN_MAX_RECIPIENTS', flag: '--campaign-max-recipients', description: 'vehicles one campaign may name (default 100000)' },
+  campaignMaxBytes: { env: 'VGW_CAMPAIGN_MAX_BYTES', flag: '--campaign-max-bytes', description: 'bytes one campaign may write: its envelope size times its recipients (default 536870912: 512 MiB)' },
   streamMaxPerKey: { env: 'VGW_STREAM_MAX_PER_KEY', flag: '--stream-max-per-key', description: 'WebSocket streams open at once per API key (default 10)' },
   apiSendConcurrency: { env: 'VGW_API_SEND_CONCURRENCY', flag: '--api-send-concurrency', description: 'REST send statements committing at once, each carrying the sends that waited for it (default 4; at most the API pool size)' },
   overloadMaxDbQueue: { env: 'VGW_OVERLOAD_MAX_DB_QUEUE', flag: '--overload-max-db-queue', description: 'waiters for an API-pool connection (REST requests, dispatcher reads) plus sends waiting for a send slot, at most; past it requests get 503 GW_ERR_OVERLOADED and new vehicles CONNACK 3 (default 500)' },
@@ -276,7 +285,11 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
     maxPendingRecords: integer('maxPendingRecords', get('maxPendingRecords'), 100_000, 100, 100_000_000),
     maxPendingBytes: integer('maxPendingBytes', get('maxPendingBytes'), 256 * 1024 * 1024, 1024 * 1024, 64 * 1024 * 1024 * 1024),
     commitStallMs: integer('commitStallMs', get('commitStallMs'), 10_000, 100, 3_600_000),
-    exports: { maxConcurrent: integer('exportMaxConcurrent', get('exportMaxConcurrent'), 2, 1, 100) },
+    exports: {
+      maxConcurrent: integer('exportMaxConcurrent', get('exportMaxConcurrent'), 2, 1, 100),
+      minBytesPerSecond: integer('exportMinBytesPerS', get('exportMinBytesPerS'), 64 * 1024, 0, 1024 * 1024 * 1024),
+      rateWindowMs: integer('exportRateWindowMs', get('exportRateWindowMs'), 30_000, 100, 3_600_000)
+    },
     vehicle: {
       maxInflight: integer('vehicleMaxInflight', get('vehicleMaxInflight'), 16, 1, 65_535),
       msgRate: integer('vehicleMsgRate', get('vehicleMsgRate'), 50, 1, 1_000_000),
@@ -296,6 +309,7 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
       keyCacheMs: integer('apiKeyCacheMs', get('apiKeyCacheMs'), 5000, 0, 3_600_000),
       pageMaxBytes: integer('pageMaxBytes', get('pageMaxBytes'), 4 * 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
       campaignMaxRecipients: integer('campaignMaxRecipients', get('campaignMaxRecipients'), 100_000, 1, 100_000_000),
+      campaignMaxBytes: integer('campaignMaxBytes', get('campaignMaxBytes'), 512 * 1024 * 1024, 1024, 1024 * 1024 * 1024 * 1024),
       streamMaxPerKey: integer('streamMaxPerKey', get('streamMaxPerKey'), 10, 1, 100_000),
       streamPingMs: integer('streamPingMs', get('streamPingMs'), 30_000, 100, 3_600_000),
       sendConcurrency: integer('apiSendConcurrency', get('apiSendConcurrency'), 4, 1, 1000)

@@ -101,7 +101,7 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
   const sends = new SendBatcher<NewMessage, EnqueueResult | 'vehicle-not-found'>({ commit: async (ms: NewMessage[]) => await deps.store.messages.enqueueMany(ms), maxSize: SEND_BATCH_MAX, maxConcurrent: deps.api.sendConcurrency })
   deps.overload?.watchQueue(() => sends.waiting)
   await app.register(messageRoutes, { ...messageDeps, enqueue: (m) => sends.add(m), notify: deps.notify })
-  await app.register(campaignRoutes, { ...messageDeps, announceCampaign: deps.announceCampaign, maxRecipients: deps.api.campaignMaxRecipients })
+  await app.register(campaignRoutes, { ...messageDeps, announceCampaign: deps.announceCampaign, maxRecipients: deps.api.campaignMaxRecipients, maxBytes: deps.api.campaignMaxBytes })
   await app.register(feedRoutes, { store: deps.store })
   await app.register(webhookRoutes, { store: deps.store, now: deps.now, newId: deps.newId })
   await app.register(streamRoutes, { hub: deps.hub, feed: deps.store.feed, maxPerKey: deps.api.streamMaxPerKey, pingMs: deps.api.streamPingMs })
