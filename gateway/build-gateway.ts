@@ -151,6 +151,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     announceCampaign: (campaignId) => edge.announceCampaign(campaignId),
     clustered: config.redisUrl !== undefined,
     exports: config.exports,
+    webhookAllow: config.webhooks.allow,
     api: config.api,
     telemetry,
     overload,

@@ -1,6 +1,7 @@
 import path from 'node:path'
 import { GatewayError, defaultEnvelopeLimits, type EnvelopeLimits } from '../protocol/index.ts'
 import { parseMarket, parsePeriod } from './lifecycle/retention-period.ts'
+import { DestinationPolicy } from './webhooks/destination-policy.ts'
 
 /** Everything the gateway reads at start (README, "Configuration"). Built by loadConfig, or directly by tests. */
 export interface GatewayConfig {
@@ -55,7 +56,11 @@ export interface GatewayConfig {
   /** Load shedding (gateway/overload.ts): past a bound, REST answers 503 GW_ERR_OVERLOADED and new vehicles CONNACK 3. */
   overload: { maxDatabaseQueue: number, maxEventLoopDelayMs: number, sampleMs: number, retryAfterSeconds: number }
   /** Webhook delivery (README, "Integrating a backend"): each webhook its own cursor, one batch at a time. */
-  webhooks: { retryPeriodMs: number, backoffMs: number, pollMs: number, timeoutMs: number, batchSize: number, maxConcurrent: number }
+  webhooks: {
+    retryPeriodMs: number, backoffMs: number, pollMs: number, timeoutMs: number, batchSize: number, maxConcurrent: number
+    /** Destinations allowed although loopback, private, link-local or metadata (CIDRs, addresses, host:port); README, "Security". */
+    allow: string[]
+  }
   /** Cluster mode: the Redis that gateways sharing one fleet share; undefined: a single gateway. */
   redisUrl: string | undefined
   /** Cluster mode: the shared secret every bus message is authenticated with (HMAC-SHA256). */
@@ -145,6 +150,7 @@ export const SETTINGS = {
   webhookTimeoutMs: { env: 'VGW_WEBHOOK_TIMEOUT_MS', flag: '--webhook-timeout-ms', description: 'a webhook POST without an answer by then has failed (default 10000)' },
   webhookBatchSize: { env: 'VGW_WEBHOOK_BATCH_SIZE', flag: '--webhook-batch-size', description: 'events per webhook POST at most (default 100)' },
   webhookMaxConcurrent: { env: 'VGW_WEBHOOK_MAX_CONCURRENT', flag: '--webhook-max-concurrent', description: 'webhook POSTs in flight from one gateway, one per webhook at most (default 32)' },
+  webhookAllow: { env: 'VGW_WEBHOOK_ALLOW', flag: '--webhook-allow', description: 'comma-separated CIDRs, addresses or host:port webhooks may reach although loopback, private, link-local or metadata (default: none)' },
   streamRetain: { env: 'VGW_STREAM_RETAIN', flag: '--stream-retain', description: 'stream events kept for clients resuming with ?since (default 10000)' }
 } as const satisfies Record<string, Setting>
 
@@ -179,6 +185,17 @@ function retentionFloors (value: string | undefined): Record<string, number> {
     }
   }
   return floors
+}
+
+/** VGW_WEBHOOK_ALLOW: each entry is checked as the destination policy reads it. */
+function webhookAllow (value: string | undefined): string[] {
+  const entries = (value ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '')
+  try {
+    void new DestinationPolicy(entries)
+  } catch (err) {
+    throw invalid('webhookAllow', value ?? '', err instanceof Error ? err.message : String(err))
+  }
+  return entries
 }
 
 function postgresUrl (name: SettingName, value: string | undefined): string | undefined {
@@ -326,7 +343,8 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
       pollMs: integer('webhookPollMs', get('webhookPollMs'), 500, 10, 600_000),
       timeoutMs: integer('webhookTimeoutMs', get('webhookTimeoutMs'), 10_000, 100, 600_000),
       batchSize: integer('webhookBatchSize', get('webhookBatchSize'), 100, 1, 1000),
-      maxConcurrent: integer('webhookMaxConcurrent', get('webhookMaxConcurrent'), 32, 1, 10_000)
+      maxConcurrent: integer('webhookMaxConcurrent', get('webhookMaxConcurrent'), 32, 1, 10_000),
+      allow: webhookAllow(get('webhookAllow'))
     },
     redisUrl,
     clusterSecret,

@@ -47,6 +47,8 @@ export interface HttpAppDeps extends HealthDeps {
   clustered: boolean
   /** REST bounds: rate limits, key cache, page bytes, campaign recipients, streams. */
   api: GatewayConfig['api']
+  /** VGW_WEBHOOK_ALLOW: internal webhook destinations allowed all the same. */
+  webhookAllow: readonly string[]
   /** Legal exports running at once (VGW_EXPORT_MAX_CONCURRENT). */
   exports: GatewayConfig['exports']
   /** The gateway's metrics (GET /metrics, per-route request counters). */
@@ -103,7 +105,7 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
   await app.register(messageRoutes, { ...messageDeps, enqueue: (m) => sends.add(m), notify: deps.notify })
   await app.register(campaignRoutes, { ...messageDeps, announceCampaign: deps.announceCampaign, maxRecipients: deps.api.campaignMaxRecipients, maxBytes: deps.api.campaignMaxBytes })
   await app.register(feedRoutes, { store: deps.store })
-  await app.register(webhookRoutes, { store: deps.store, now: deps.now, newId: deps.newId })
+  await app.register(webhookRoutes, { store: deps.store, now: deps.now, newId: deps.newId, allow: deps.webhookAllow })
   await app.register(streamRoutes, { hub: deps.hub, feed: deps.store.feed, maxPerKey: deps.api.streamMaxPerKey, pingMs: deps.api.streamPingMs })
   await app.register(lifecycleRoutes, { store: deps.store, now: deps.now, exports: deps.exports })
   await app.register(metricsRoutes, { telemetry: deps.telemetry })

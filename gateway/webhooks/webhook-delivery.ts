@@ -2,7 +2,8 @@ import type { Logger } from 'pino'
 import type { LeasedWebhook, Store, TransactionRecord, WebhookFailure } from '../../store/index.ts'
 import type { GatewayConfig } from '../config.ts'
 import { eventNameOf, eventOf } from '../events/event-hub.ts'
-import { postBatch, type PostResult } from './post-batch.ts'
+import { DestinationPolicy } from './destination-policy.ts'
+import { postAgents, postBatch, type PostResult } from './post-batch.ts'
 import { webhookHeaders } from './signature.ts'
 
 export interface WebhookDeliveryDeps {
@@ -35,6 +36,8 @@ export class WebhookDelivery {
   readonly #deps: WebhookDeliveryDeps
   readonly #inFlight = new Map<string, Promise<void>>()
   readonly #stop = new AbortController()
+  readonly #policy: DestinationPolicy
+  readonly #agents = postAgents()
   #timer: NodeJS.Timeout | null = null
   #wakeTimer: NodeJS.Timeout | null = null
   #lastWake = 0
@@ -42,6 +45,7 @@ export class WebhookDelivery {
 
   constructor (deps: WebhookDeliveryDeps) {
     this.#deps = deps
+    this.#policy = new DestinationPolicy(deps.settings.allow)
   }
 
   get #leaseMs (): number {
@@ -73,6 +77,8 @@ export class WebhookDelivery {
     this.#wakeTimer = null
     this.#stop.abort()
     await Promise.allSettled([...this.#inFlight.values()])
+    this.#agents.http.destroy()
+    this.#agents.https.destroy()
   }
 
   #tick (wake: boolean): void {
@@ -154,7 +160,7 @@ export class WebhookDelivery {
   async #post (w: LeasedWebhook, deliveryId: string, events: Array<Record<string, unknown>>): Promise<PostResult> {
     const body = JSON.stringify({ webhookId: w.id, deliveryId, events })
     const headers = webhookHeaders(w, deliveryId, body, this.#deps.now())
-    return await postBatch(w.url, body, headers, this.#deps.settings.timeoutMs, this.#stop.signal)
+    return await postBatch(w.url, body, headers, { timeoutMs: this.#deps.settings.timeoutMs, stop: this.#stop.signal, policy: this.#policy, agents: this.#agents })
   }
 
   /** Exponential backoff until the retry period is over; then the batch is a dead letter and the webhook goes on. */

@@ -3,11 +3,14 @@ import type { FastifyInstance } from 'fastify'
 import { GatewayError, isUuid } from '../../../protocol/index.ts'
 import { decodeFeedCursor, encodeFeedCursor, type Store, type Webhook, type WebhookFailure } from '../../../store/index.ts'
 import { EVENT_NAMES } from '../../events/event-hub.ts'
+import { DestinationPolicy } from '../../webhooks/destination-policy.ts'
 
 export interface WebhookRoutesDeps {
   store: Store
   now: () => number
   newId: () => string
+  /** VGW_WEBHOOK_ALLOW: internal destinations allowed all the same. */
+  allow: readonly string[]
 }
 
 interface WebhookBody {
@@ -62,6 +65,7 @@ async function existing (store: Store, id: string): Promise<Webhook> {
 
 /** Webhooks (README, "Webhooks"): each delivers the feed's events to one URL, signed, retried, dead-lettered. */
 export async function webhookRoutes (app: FastifyInstance, deps: WebhookRoutesDeps): Promise<void> {
+  const destinations = new DestinationPolicy(deps.allow)
   app.post<{ Body: WebhookBody }>('/v1/webhooks', {
     config: { scope: 'admin' },
     schema: {
@@ -83,6 +87,9 @@ export async function webhookRoutes (app: FastifyInstance, deps: WebhookRoutesDe
   }, async (request, reply) => {
     const body = request.body
     if (!URL.canParse(body.url)) throw new GatewayError('GW_ERR_VALIDATION', 'body.url is not a URL')
+    // A literal address is refused here; a host name is checked on every address it resolves to, when connecting.
+    const refused = destinations.refusedLiteral(new URL(body.url))
+    if (refused !== null) throw new GatewayError('GW_ERR_WEBHOOK_DESTINATION_FORBIDDEN', `body.url: ${refused}`)
     const secret = body.secret ?? randomBytes(32).toString('base64url')
     const created = await deps.store.webhooks.create({
       id: deps.newId(),
