@@ -53,7 +53,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
   const logger = deps.logger
   const ctx = { now, newId }
   const telemetry = new Telemetry()
-  const hub: EventHub = new MeteredEventHub(config.streamRetain, now, telemetry.metrics)
+  const hub: EventHub = new MeteredEventHub({ events: config.streamRetain, bytes: config.streamRetainBytes }, now, telemetry.metrics)
   // Committed rows, and only those, become stream events.
   const log = new CommitBatcher<TransactionRecord>({
     commit: telemetry.meteredCommit('log', async (records: TransactionRecord[]) => hub.publishRecords(await telemetry.appendCounted(deps.store, records))),

@@ -22,6 +22,8 @@ export interface GatewayConfig {
   shutdownTimeoutMs: number
   downlink: { defaultTtlSeconds: number, maxTtlSeconds: number, expiryIntervalMs: number, window: number }
   streamRetain: number
+  /** The same ring bounded in bytes of the events' JSON. */
+  streamRetainBytes: number
   retentionIntervalMs: number
   /** Days below which no market's retention can be set or run, per market (`*`: every other); README, "Security". */
   retentionFloors: Record<string, number>
@@ -58,6 +60,8 @@ export interface GatewayConfig {
   /** Webhook delivery (README, "Integrating a backend"): each webhook its own cursor, one batch at a time. */
   webhooks: {
     retryPeriodMs: number, backoffMs: number, pollMs: number, timeoutMs: number, batchSize: number, maxConcurrent: number
+    /** A batch's body in bytes at most (one event at least): a batch ends early past it. */
+    batchMaxBytes: number
     /** Destinations allowed although loopback, private, link-local or metadata (CIDRs, addresses, host:port); README, "Security". */
     allow: string[]
   }
@@ -150,8 +154,10 @@ export const SETTINGS = {
   webhookTimeoutMs: { env: 'VGW_WEBHOOK_TIMEOUT_MS', flag: '--webhook-timeout-ms', description: 'a webhook POST without an answer by then has failed (default 10000)' },
   webhookBatchSize: { env: 'VGW_WEBHOOK_BATCH_SIZE', flag: '--webhook-batch-size', description: 'events per webhook POST at most (default 100)' },
   webhookMaxConcurrent: { env: 'VGW_WEBHOOK_MAX_CONCURRENT', flag: '--webhook-max-concurrent', description: 'webhook POSTs in flight from one gateway, one per webhook at most (default 32)' },
+  webhookBatchMaxBytes: { env: 'VGW_WEBHOOK_BATCH_MAX_BYTES', flag: '--webhook-batch-max-bytes', description: 'bytes of one webhook POST body at most; a batch ends early past it (default 1048576)' },
   webhookAllow: { env: 'VGW_WEBHOOK_ALLOW', flag: '--webhook-allow', description: 'comma-separated CIDRs, addresses or host:port webhooks may reach although loopback, private, link-local or metadata (default: none)' },
-  streamRetain: { env: 'VGW_STREAM_RETAIN', flag: '--stream-retain', description: 'stream events kept for clients resuming with ?since (default 10000)' }
+  streamRetain: { env: 'VGW_STREAM_RETAIN', flag: '--stream-retain', description: 'stream events kept for clients resuming with ?since (default 10000)' },
+  streamRetainBytes: { env: 'VGW_STREAM_RETAIN_BYTES', flag: '--stream-retain-bytes', description: 'the same events bounded in bytes of JSON; the oldest go first (default 33554432: 32 MiB)' }
 } as const satisfies Record<string, Setting>
 
 export type SettingName = keyof typeof SETTINGS
@@ -290,6 +296,7 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
       window: integer('downlinkWindow', get('downlinkWindow'), 20, 1, 65_535)
     },
     streamRetain: integer('streamRetain', get('streamRetain'), 10_000, 0, 10_000_000),
+    streamRetainBytes: integer('streamRetainBytes', get('streamRetainBytes'), 32 * 1024 * 1024, 64 * 1024, 64 * 1024 * 1024 * 1024),
     retentionIntervalMs: integer('retentionIntervalMs', get('retentionIntervalMs'), 86_400_000, 0, 2_147_483_647),
     retentionFloors: retentionFloors(get('retentionFloor')),
     appDatabaseUrl: postgresUrl('appDatabaseUrl', get('appDatabaseUrl')),
@@ -344,6 +351,7 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
       timeoutMs: integer('webhookTimeoutMs', get('webhookTimeoutMs'), 10_000, 100, 600_000),
       batchSize: integer('webhookBatchSize', get('webhookBatchSize'), 100, 1, 1000),
       maxConcurrent: integer('webhookMaxConcurrent', get('webhookMaxConcurrent'), 32, 1, 10_000),
+      batchMaxBytes: integer('webhookBatchMaxBytes', get('webhookBatchMaxBytes'), 1024 * 1024, 16 * 1024, 1024 * 1024 * 1024),
       allow: webhookAllow(get('webhookAllow'))
     },
     redisUrl,

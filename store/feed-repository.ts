@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import { GatewayError } from '../protocol/index.ts'
+import { EVENT_ATTRIBUTES_SQL } from './event-columns.ts'
 import { translateError } from './store-errors.ts'
 import type { TransactionRecord } from './transaction-log.ts'
 import { fromRow, type Row } from './transaction-rows.ts'
@@ -20,7 +21,7 @@ export interface FeedQuery {
 }
 
 export interface FeedPage {
-  /** Committed rows in feed order, each with its `xid`; no raw bytes. */
+  /** Committed rows in feed order, each with its `xid`; no raw bytes; large attribute values summarised (event-columns.ts). */
   items: TransactionRecord[]
   /** Where the next read starts: after the last item, or after the last row examined when none matched. */
   next: FeedPosition
@@ -48,7 +49,10 @@ WITH scanned AS MATERIALIZED (
   WHERE xid < pg_snapshot_xmin(pg_current_snapshot()) AND (xid, id) > ($1::xid8, $2::uuid)
   ORDER BY xid, id LIMIT $3
 ), hits AS (
-  SELECT * FROM scanned
+  -- Large attribute values are summarised for the rows served only, not for every row a filtered read examines.
+  SELECT id, occurred_at, received_at, vin, market, direction, kind, type, message_id, correlation_id, created_at_ms, ttl_seconds,
+    ${EVENT_ATTRIBUTES_SQL}, ack_status, ack_reason, status, error_code, raw, details, xid
+  FROM scanned
   WHERE ($4::text IS NULL OR vin = $4) AND ($5::text IS NULL OR kind = $5) AND ($6::text IS NULL OR type = $6)
   ORDER BY xid, id LIMIT $7
 ), tail AS (

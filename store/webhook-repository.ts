@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import type { FeedPosition } from './feed-repository.ts'
+import { EVENT_ATTRIBUTES_SQL } from './event-columns.ts'
 import { translateError } from './store-errors.ts'
 import type { TransactionRecord } from './transaction-log.ts'
 import { fromRow, type Row } from './transaction-rows.ts'
@@ -101,7 +102,7 @@ const COLUMNS = `id, url, events, secret, created_at, cursor_xid::text AS cursor
 const FAILURE_COLUMNS = `id, webhook_id, delivery_id, from_xid::text AS from_xid, from_id, to_xid::text AS to_xid, to_id, event_count,
   attempts, last_error, failed_at, replay_requested_at, replayed_at`
 const LOG_READ_COLUMNS = `id, occurred_at, received_at, vin, market, direction, kind, type, message_id, correlation_id, created_at_ms,
-  ttl_seconds, attributes, ack_status, ack_reason, status, error_code, NULL::bytea AS raw, details, xid::text AS xid`
+  ttl_seconds, ${EVENT_ATTRIBUTES_SQL}, ack_status, ack_reason, status, error_code, NULL::bytea AS raw, details, xid::text AS xid`
 const ZERO_ID = '00000000-0000-0000-0000-000000000000'
 
 // What a finished batch (delivered or dead-lettered) leaves: the cursor at its end, no batch, no lease.

@@ -104,7 +104,7 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
   deps.overload?.watchQueue(() => sends.waiting)
   await app.register(messageRoutes, { ...messageDeps, enqueue: (m) => sends.add(m), notify: deps.notify })
   await app.register(campaignRoutes, { ...messageDeps, announceCampaign: deps.announceCampaign, maxRecipients: deps.api.campaignMaxRecipients, maxBytes: deps.api.campaignMaxBytes })
-  await app.register(feedRoutes, { store: deps.store })
+  await app.register(feedRoutes, { store: deps.store, pageMaxBytes: deps.api.pageMaxBytes })
   await app.register(webhookRoutes, { store: deps.store, now: deps.now, newId: deps.newId, allow: deps.webhookAllow })
   await app.register(streamRoutes, { hub: deps.hub, feed: deps.store.feed, maxPerKey: deps.api.streamMaxPerKey, pingMs: deps.api.streamPingMs })
   await app.register(lifecycleRoutes, { store: deps.store, now: deps.now, exports: deps.exports })

@@ -9,7 +9,7 @@ export interface LogReplay {
   /** Pages of events read from the log after the cursor, up to every row committed before the replay began. */
   pages: AsyncIterable<Array<Record<string, unknown>>>
   /** Whether a live event is one the replay already carried (its position is at or before the last read). */
-  alreadySent: (e: { [field: string]: unknown }) => boolean
+  alreadySent: (e: object) => boolean
 }
 
 function atOrBefore (p: FeedPosition, last: FeedPosition): boolean {
@@ -43,6 +43,9 @@ export function replayFromLog (feed: FeedRepository, after: FeedPosition, filter
   }
   return {
     pages: pages(),
-    alreadySent: (e) => typeof e.cursor === 'string' && atOrBefore(decodeFeedCursor(e.cursor), last)
+    alreadySent: (e) => {
+      const cursor = (e as { cursor?: unknown }).cursor
+      return typeof cursor === 'string' && atOrBefore(decodeFeedCursor(cursor), last)
+    }
   }
 }

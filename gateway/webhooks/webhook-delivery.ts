@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import type { LeasedWebhook, Store, TransactionRecord, WebhookFailure } from '../../store/index.ts'
+import type { FeedPosition, LeasedWebhook, Store, TransactionRecord, WebhookFailure } from '../../store/index.ts'
 import type { GatewayConfig } from '../config.ts'
 import { eventNameOf, eventOf } from '../events/event-hub.ts'
 import { DestinationPolicy } from './destination-policy.ts'
@@ -17,7 +17,8 @@ export interface WebhookDeliveryDeps {
 interface Batch {
   end: LeasedWebhook['cursor']
   deliveryId: string
-  events: Array<Record<string, unknown>>
+  /** Each event's JSON, serialised once: the body is built from these. */
+  events: string[]
 }
 
 const MAX_BACKOFF_MS = 300_000
@@ -25,6 +26,8 @@ const MAX_BACKOFF_MS = 300_000
 const WAKE_SPACING_MS = 25
 // A range is at most one batch; the largest batch setting bounds every re-read.
 const RANGE_CAP = 1000
+// The body's bytes besides its events: the webhook and delivery ids and the JSON around them.
+const BODY_OVERHEAD = 128
 
 /**
  * Delivers every webhook's batches (README, "Webhooks"). A gateway leases a due webhook, delivers
@@ -139,26 +142,51 @@ export class WebhookDelivery {
         const caughtUp = await store.webhooks.advance(w, page.next, new Date(now() + settings.pollMs), null)
         return caughtUp ? 'caught-up' : 'lost'
       }
-      const events = this.#events(w, page.items)
+      const { events, end } = this.#cut(w, page.items, page.next)
       if (events.length === 0) {
         if (!await store.webhooks.advance(w, page.next, new Date(now()), new Date(now() + this.#leaseMs))) return 'lost'
         w.cursor = page.next
         continue
       }
-      const batch = { end: page.next, deliveryId: newId(), attempts: 0, firstAttemptAt: new Date(now()), lastError: null }
+      const batch = { end, deliveryId: newId(), attempts: 0, firstAttemptAt: new Date(now()), lastError: null }
       if (!await store.webhooks.startBatch(w, { end: batch.end, deliveryId: batch.deliveryId, at: batch.firstAttemptAt })) return 'lost'
       w.batch = batch
       return { end: batch.end, deliveryId: batch.deliveryId, events }
     }
   }
 
-  #events (w: LeasedWebhook, records: TransactionRecord[]): Array<Record<string, unknown>> {
+  #events (w: LeasedWebhook, records: TransactionRecord[]): string[] {
     const wanted = w.events.length === 0 ? null : new Set(w.events)
-    return records.filter((r) => wanted === null || wanted.has(eventNameOf(r))).map(eventOf)
+    return records.filter((r) => wanted === null || wanted.has(eventNameOf(r))).map((r) => JSON.stringify(eventOf(r)))
   }
 
-  async #post (w: LeasedWebhook, deliveryId: string, events: Array<Record<string, unknown>>): Promise<PostResult> {
-    const body = JSON.stringify({ webhookId: w.id, deliveryId, events })
+  /**
+   * A new batch cut from a feed page: its events while the body stays within VGW_WEBHOOK_BATCH_MAX_BYTES
+   * (one event at least), and where it ends: after the last record it took, or the page's end.
+   * A retry re-reads exactly this range, so it sends the same events.
+   */
+  #cut (w: LeasedWebhook, records: TransactionRecord[], pageEnd: FeedPosition): { events: string[], end: FeedPosition } {
+    const wanted = w.events.length === 0 ? null : new Set(w.events)
+    const events: string[] = []
+    let bytes = BODY_OVERHEAD
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i] as TransactionRecord
+      if (wanted !== null && !wanted.has(eventNameOf(r))) continue
+      const json = JSON.stringify(eventOf(r))
+      const size = Buffer.byteLength(json) + 1
+      if (events.length > 0 && bytes + size > this.#deps.settings.batchMaxBytes) {
+        const before = records[i - 1] as TransactionRecord
+        return { events, end: { xid: before.xid ?? pageEnd.xid, id: before.id } }
+      }
+      events.push(json)
+      bytes += size
+    }
+    return { events, end: pageEnd }
+  }
+
+  async #post (w: LeasedWebhook, deliveryId: string, events: string[]): Promise<PostResult> {
+    // The same bytes as JSON.stringify({webhookId, deliveryId, events}), without serialising the events again.
+    const body = `{"webhookId":${JSON.stringify(w.id)},"deliveryId":${JSON.stringify(deliveryId)},"events":[${events.join(',')}]}`
     const headers = webhookHeaders(w, deliveryId, body, this.#deps.now())
     return await postBatch(w.url, body, headers, { timeoutMs: this.#deps.settings.timeoutMs, stop: this.#stop.signal, policy: this.#policy, agents: this.#agents })
   }

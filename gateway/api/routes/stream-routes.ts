@@ -72,7 +72,7 @@ export async function streamRoutes (app: FastifyInstance, deps: StreamRoutesDeps
       ...(q.type !== undefined ? { type: q.type } : {})
     }
     // Replay and subscribe in the same tick, so that no event falls between them; live events wait behind the replay.
-    const unsubscribe = deps.hub.subscribe(filter, (e) => session.send(e))
+    const unsubscribe = deps.hub.subscribe(filter, (e, data) => session.send(e, data))
     session.onEnd(unsubscribe)
     if (q.since !== undefined && /^\d{1,19}$/.test(q.since)) {
       const since = Number(q.since)
