@@ -24,6 +24,8 @@ export interface GatewayConfig {
   streamRetain: number
   /** The same ring bounded in bytes of the events' JSON. */
   streamRetainBytes: number
+  /** Events carry their payload only when a reader asks (include=payload, a webhook's `payload`) and the envelope is at most this size. */
+  eventPayloadMaxBytes: number
   retentionIntervalMs: number
   /** Days below which no market's retention can be set or run, per market (`*`: every other); README, "Security". */
   retentionFloors: Record<string, number>
@@ -157,6 +159,7 @@ export const SETTINGS = {
   webhookBatchMaxBytes: { env: 'VGW_WEBHOOK_BATCH_MAX_BYTES', flag: '--webhook-batch-max-bytes', description: 'bytes of one webhook POST body at most; a batch ends early past it (default 1048576)' },
   webhookAllow: { env: 'VGW_WEBHOOK_ALLOW', flag: '--webhook-allow', description: 'comma-separated CIDRs, addresses or host:port webhooks may reach although loopback, private, link-local or metadata (default: none)' },
   streamRetain: { env: 'VGW_STREAM_RETAIN', flag: '--stream-retain', description: 'stream events kept for clients resuming with ?since (default 10000)' },
+  eventPayloadMaxBytes: { env: 'VGW_EVENT_PAYLOAD_MAX_BYTES', flag: '--event-payload-max-bytes', description: 'events carry their payload (base64) only when asked for and the envelope is at most this size (default 16384; 0: never)' },
   streamRetainBytes: { env: 'VGW_STREAM_RETAIN_BYTES', flag: '--stream-retain-bytes', description: 'the same events bounded in bytes of JSON; the oldest go first (default 33554432: 32 MiB)' }
 } as const satisfies Record<string, Setting>
 
@@ -296,6 +299,7 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
       window: integer('downlinkWindow', get('downlinkWindow'), 20, 1, 65_535)
     },
     streamRetain: integer('streamRetain', get('streamRetain'), 10_000, 0, 10_000_000),
+    eventPayloadMaxBytes: integer('eventPayloadMaxBytes', get('eventPayloadMaxBytes'), 16 * 1024, 0, 1024 * 1024),
     streamRetainBytes: integer('streamRetainBytes', get('streamRetainBytes'), 32 * 1024 * 1024, 64 * 1024, 64 * 1024 * 1024 * 1024),
     retentionIntervalMs: integer('retentionIntervalMs', get('retentionIntervalMs'), 86_400_000, 0, 2_147_483_647),
     retentionFloors: retentionFloors(get('retentionFloor')),

@@ -47,6 +47,8 @@ export interface HttpAppDeps extends HealthDeps {
   clustered: boolean
   /** REST bounds: rate limits, key cache, page bytes, campaign recipients, streams. */
   api: GatewayConfig['api']
+  /** VGW_EVENT_PAYLOAD_MAX_BYTES: the largest envelope whose payload an opt-in event carries. */
+  eventPayloadMaxBytes: number
   /** VGW_WEBHOOK_ALLOW: internal webhook destinations allowed all the same. */
   webhookAllow: readonly string[]
   /** Legal exports running at once (VGW_EXPORT_MAX_CONCURRENT). */
@@ -104,9 +106,9 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
   deps.overload?.watchQueue(() => sends.waiting)
   await app.register(messageRoutes, { ...messageDeps, enqueue: (m) => sends.add(m), notify: deps.notify })
   await app.register(campaignRoutes, { ...messageDeps, announceCampaign: deps.announceCampaign, maxRecipients: deps.api.campaignMaxRecipients, maxBytes: deps.api.campaignMaxBytes })
-  await app.register(feedRoutes, { store: deps.store, pageMaxBytes: deps.api.pageMaxBytes })
+  await app.register(feedRoutes, { store: deps.store, pageMaxBytes: deps.api.pageMaxBytes, payloadMaxBytes: deps.eventPayloadMaxBytes })
   await app.register(webhookRoutes, { store: deps.store, now: deps.now, newId: deps.newId, allow: deps.webhookAllow })
-  await app.register(streamRoutes, { hub: deps.hub, feed: deps.store.feed, maxPerKey: deps.api.streamMaxPerKey, pingMs: deps.api.streamPingMs })
+  await app.register(streamRoutes, { hub: deps.hub, feed: deps.store.feed, payloadMaxBytes: deps.eventPayloadMaxBytes, maxPerKey: deps.api.streamMaxPerKey, pingMs: deps.api.streamPingMs })
   await app.register(lifecycleRoutes, { store: deps.store, now: deps.now, exports: deps.exports })
   await app.register(metricsRoutes, { telemetry: deps.telemetry })
   await app.register(traceRoutes, { store: deps.store })

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import type { FeedPosition, LeasedWebhook, Store, TransactionRecord, WebhookFailure } from '../../store/index.ts'
+import type { FeedItem, FeedPosition, LeasedWebhook, Store, WebhookFailure } from '../../store/index.ts'
 import type { GatewayConfig } from '../config.ts'
 import { eventNameOf, eventOf } from '../events/event-hub.ts'
 import { DestinationPolicy } from './destination-policy.ts'
@@ -9,6 +9,8 @@ import { webhookHeaders } from './signature.ts'
 export interface WebhookDeliveryDeps {
   store: Store
   settings: GatewayConfig['webhooks']
+  /** VGW_EVENT_PAYLOAD_MAX_BYTES, for webhooks that asked for payloads. */
+  payloadMaxBytes: number
   now: () => number
   newId: () => string
   logger: Logger
@@ -131,13 +133,14 @@ export class WebhookDelivery {
     const { store, settings, now, newId } = this.#deps
     for (;;) {
       if (w.batch !== null) {
-        const events = this.#events(w, await store.webhooks.readRange(w.cursor, w.batch.end, RANGE_CAP))
+        const events = this.#events(w, await store.webhooks.readRange(w.cursor, w.batch.end, RANGE_CAP, this.#payloadMax(w)))
         if (events.length > 0) return { end: w.batch.end, deliveryId: w.batch.deliveryId, events }
         if (!await store.webhooks.advance(w, w.batch.end, new Date(now()), new Date(now() + this.#leaseMs))) return 'lost'
         w.cursor = w.batch.end
         w.batch = null
       }
-      const page = await store.feed.read({ after: w.cursor, limit: settings.batchSize })
+      const payloadMaxBytes = this.#payloadMax(w)
+      const page = await store.feed.read({ after: w.cursor, limit: settings.batchSize, ...(payloadMaxBytes !== undefined ? { payloadMaxBytes } : {}) })
       if (page.items.length === 0) {
         const caughtUp = await store.webhooks.advance(w, page.next, new Date(now() + settings.pollMs), null)
         return caughtUp ? 'caught-up' : 'lost'
@@ -155,9 +158,13 @@ export class WebhookDelivery {
     }
   }
 
-  #events (w: LeasedWebhook, records: TransactionRecord[]): string[] {
+  #payloadMax (w: LeasedWebhook): number | undefined {
+    return w.includePayload ? this.#deps.payloadMaxBytes : undefined
+  }
+
+  #events (w: LeasedWebhook, records: FeedItem[]): string[] {
     const wanted = w.events.length === 0 ? null : new Set(w.events)
-    return records.filter((r) => wanted === null || wanted.has(eventNameOf(r))).map((r) => JSON.stringify(eventOf(r)))
+    return records.filter((r) => wanted === null || wanted.has(eventNameOf(r))).map((r) => JSON.stringify(eventOf(r, this.#payloadMax(w))))
   }
 
   /**
@@ -165,17 +172,17 @@ export class WebhookDelivery {
    * (one event at least), and where it ends: after the last record it took, or the page's end.
    * A retry re-reads exactly this range, so it sends the same events.
    */
-  #cut (w: LeasedWebhook, records: TransactionRecord[], pageEnd: FeedPosition): { events: string[], end: FeedPosition } {
+  #cut (w: LeasedWebhook, records: FeedItem[], pageEnd: FeedPosition): { events: string[], end: FeedPosition } {
     const wanted = w.events.length === 0 ? null : new Set(w.events)
     const events: string[] = []
     let bytes = BODY_OVERHEAD
     for (let i = 0; i < records.length; i++) {
-      const r = records[i] as TransactionRecord
+      const r = records[i] as FeedItem
       if (wanted !== null && !wanted.has(eventNameOf(r))) continue
-      const json = JSON.stringify(eventOf(r))
+      const json = JSON.stringify(eventOf(r, this.#payloadMax(w)))
       const size = Buffer.byteLength(json) + 1
       if (events.length > 0 && bytes + size > this.#deps.settings.batchMaxBytes) {
-        const before = records[i - 1] as TransactionRecord
+        const before = records[i - 1] as FeedItem
         return { events, end: { xid: before.xid ?? pageEnd.xid, id: before.id } }
       }
       events.push(json)
@@ -213,7 +220,7 @@ export class WebhookDelivery {
     const { store } = this.#deps
     const failure: WebhookFailure | null = await store.webhooks.nextReplay(w.id)
     if (failure === null) return
-    const events = this.#events(w, await store.webhooks.readRange(failure.from, failure.to, RANGE_CAP))
+    const events = this.#events(w, await store.webhooks.readRange(failure.from, failure.to, RANGE_CAP, this.#payloadMax(w)))
     const result: PostResult = events.length === 0 ? { ok: true } : await this.#post(w, failure.deliveryId, events)
     await store.webhooks.replayed(failure.id, result.ok ? { ok: true, at: new Date(this.#deps.now()) } : result)
   }

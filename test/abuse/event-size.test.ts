@@ -137,3 +137,43 @@ t.test('webhook batches stay under VGW_WEBHOOK_BATCH_MAX_BYTES and carry every e
   const largest = Math.max(...bodies)
   t.ok(largest <= BATCH_MAX, `every POST body within ${BATCH_MAX} bytes (largest ${largest}, ${bodies.length} POSTs)`)
 })
+
+t.test('events carry the payload only when asked for, and only for envelopes within VGW_EVENT_PAYLOAD_MAX_BYTES', async (t) => {
+  const posted: Array<Array<Record<string, unknown>>> = []
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      posted.push((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { events: Array<Record<string, unknown>> }).events)
+      res.writeHead(204).end()
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
+  const gw = await startTestGateway(t, { ...BOUNDS, VGW_EVENT_PAYLOAD_MAX_BYTES: '4096' })
+  const hook = await gw.api('/v1/webhooks', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, events: ['uplink'], payload: true }) })
+  t.match(hook.body, { payload: true })
+  const live = new WebSocket(`ws://127.0.0.1:${gw.httpPort}/v1/stream?kind=TELEMETRY&include=payload`, { headers: { authorization: `Bearer ${gw.adminKey}` } })
+  t.teardown(() => live.terminate())
+  const frames: Array<Record<string, unknown>> = []
+  live.on('message', (data: Buffer) => frames.push(JSON.parse(data.toString('utf8')) as Record<string, unknown>))
+  await new Promise((resolve, reject) => { live.once('open', resolve); live.once('error', reject) })
+
+  const car = await connectVehicle(t, { port: gw.mqttPort, ca: gw.pki.ca, creds: await gw.pki.vehicle(VIN) })
+  const small = envelope({ payload: Buffer.from('hello') })
+  const large = envelope({ payload: Buffer.alloc(8192, 7) })
+  await publishEnvelope(car, VIN, small)
+  await publishEnvelope(car, VIN, large)
+  const deadline = Date.now() + 10_000
+  while ((frames.length < 2 || posted.flat().length < 2) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+
+  const plain = (await page(gw, 'kind=TELEMETRY')).body.items as Array<Record<string, unknown>>
+  t.ok(plain.every((e) => !('payloadBase64' in e)), 'without include=payload the feed carries no payload')
+  const withPayload = (await page(gw, 'kind=TELEMETRY&include=payload')).body.items as Array<Record<string, unknown>>
+  const fromWebhook = posted.flat()
+  for (const [name, events] of [['feed', withPayload], ['stream', frames], ['webhook', fromWebhook]] as const) {
+    const byId = new Map(events.map((e) => [e.messageId, e]))
+    t.equal(byId.get(small.messageId)?.payloadBase64, Buffer.from('hello').toString('base64'), `${name}: the small envelope's payload, in base64`)
+    t.match(byId.get(large.messageId), { payloadBase64: null, payloadOmitted: true }, `${name}: the envelope over the bound carries none, and says so`)
+  }
+})

@@ -6,6 +6,8 @@ export interface FeedRoutesDeps {
   store: Store
   /** VGW_PAGE_MAX_BYTES: a page ends before its items pass this many bytes (it holds one item at least). */
   pageMaxBytes: number
+  /** VGW_EVENT_PAYLOAD_MAX_BYTES: with include=payload, envelopes up to this size carry their payload. */
+  payloadMaxBytes: number
 }
 
 interface FeedQuerystring {
@@ -14,6 +16,7 @@ interface FeedQuerystring {
   kind?: string
   type?: string
   limit?: number
+  include?: 'payload'
   token?: string
 }
 
@@ -34,6 +37,7 @@ export async function feedRoutes (app: FastifyInstance, deps: FeedRoutesDeps): P
           kind: { type: 'string', maxLength: 32 },
           type: { type: 'string', maxLength: 128 },
           limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+          include: { type: 'string', enum: ['payload'], description: 'payload: each event carries payloadBase64 when its envelope is at most VGW_EVENT_PAYLOAD_MAX_BYTES (else payloadOmitted: true)' },
           token: { type: 'string' }
         }
       }
@@ -45,9 +49,10 @@ export async function feedRoutes (app: FastifyInstance, deps: FeedRoutesDeps): P
       limit: q.limit ?? 100,
       ...(q.vin !== undefined ? { vin: q.vin } : {}),
       ...(q.kind !== undefined ? { kind: q.kind } : {}),
-      ...(q.type !== undefined ? { type: q.type } : {})
+      ...(q.type !== undefined ? { type: q.type } : {}),
+      ...(q.include === 'payload' ? { payloadMaxBytes: deps.payloadMaxBytes } : {})
     })
-    return await reply.type('application/json; charset=utf-8').send(pageBody(page, deps.pageMaxBytes))
+    return await reply.type('application/json; charset=utf-8').send(pageBody(page, deps.pageMaxBytes, q.include === 'payload' ? deps.payloadMaxBytes : undefined))
   })
 }
 
@@ -55,12 +60,12 @@ export async function feedRoutes (app: FastifyInstance, deps: FeedRoutesDeps): P
  * The page's JSON, each event serialised once: items are added while the body stays within
  * `maxBytes` (one at least); a page cut short names the last item it holds as its cursor and says `more`.
  */
-function pageBody (page: FeedPage, maxBytes: number): string {
+function pageBody (page: FeedPage, maxBytes: number, payloadMaxBytes: number | undefined): string {
   const parts: string[] = []
   let bytes = 64
   let last: FeedPage['items'][number] | null = null
   for (const item of page.items) {
-    const json = JSON.stringify(eventOf(item))
+    const json = JSON.stringify(eventOf(item, payloadMaxBytes))
     const size = Buffer.byteLength(json) + 1
     if (parts.length > 0 && bytes + size > maxBytes) break
     parts.push(json)

@@ -18,6 +18,7 @@ interface WebhookBody {
   events?: string[]
   secret?: string
   after?: string
+  payload?: boolean
 }
 
 // campaign.created is a stream notice, not a log row: the feed, and so a webhook, never carries it.
@@ -29,6 +30,7 @@ function webhookView (w: Webhook): Record<string, unknown> {
     id: w.id,
     url: w.url,
     events: w.events,
+    payload: w.includePayload,
     createdAt: w.createdAt.toISOString(),
     cursor: encodeFeedCursor(w.cursor),
     delivery: w.batch === null
@@ -80,7 +82,8 @@ export async function webhookRoutes (app: FastifyInstance, deps: WebhookRoutesDe
           url: { type: 'string', maxLength: 2048, pattern: '^https?://' },
           events: { type: 'array', maxItems: WEBHOOK_EVENTS.length, uniqueItems: true, items: { type: 'string', enum: WEBHOOK_EVENTS } },
           secret: { type: 'string', minLength: 16, maxLength: 256 },
-          after: { type: 'string', maxLength: 200 }
+          after: { type: 'string', maxLength: 200 },
+          payload: { type: 'boolean', default: false, description: 'events carry payloadBase64 when their envelope is at most VGW_EVENT_PAYLOAD_MAX_BYTES (else payloadOmitted: true)' }
         }
       }
     }
@@ -95,6 +98,7 @@ export async function webhookRoutes (app: FastifyInstance, deps: WebhookRoutesDe
       id: deps.newId(),
       url: body.url,
       events: body.events ?? [],
+      includePayload: body.payload === true,
       secret,
       createdAt: new Date(deps.now()),
       after: body.after === undefined ? null : decodeFeedCursor(body.after)
