@@ -25,6 +25,8 @@ const VEHICLES = arg('vehicles', 1000)
 // The gateway reads its settings from the environment startVgw passes on.
 const BATCH = arg('batch-size', 100)
 process.env.VGW_WEBHOOK_BATCH_SIZE = String(BATCH)
+// The receiver runs on this machine, which webhooks may reach only when allowed.
+process.env.VGW_WEBHOOK_ALLOW = '127.0.0.1/32,::1/128'
 const WRITE_DOCS = !process.argv.includes('--no-docs')
 const SECRET = 'feed-bench-secret-0123456789'
 const step = (text: string): void => { process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${text}…\n`) }

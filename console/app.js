@@ -5,6 +5,7 @@ import { html } from './html.js'
 import { AuditPage, HoldsPage, RetentionPage, SecurityPage } from './lists.js'
 import { MessagePage } from './message.js'
 import { Overview } from './overview.js'
+import { isUuid, isVin, vehiclePage } from './paths.js'
 import { navigate, onNavigate } from './router.js'
 import { VehiclePage } from './vehicle.js'
 import { Link } from './widgets.js'
@@ -30,10 +31,25 @@ function Login ({ onLogin }) {
     <p class="muted">The key stays in this browser tab (session storage). Each view shows what its scopes allow.</p></div>`
 }
 
+/** A path segment as text, or null when it does not decode. */
+function decoded (segment) {
+  try { return decodeURIComponent(segment) } catch { return null }
+}
+
+function NotFound ({ what }) {
+  return html`<h1>Not found</h1><p class="error" data-testid="not-found">${what}</p>`
+}
+
 function route (path) {
-  const [, , section, id] = path.split('/')
-  if (section === 'vehicles' && id) return html`<${VehiclePage} vin=${decodeURIComponent(id)} key=${id} />`
-  if (section === 'messages' && id) return html`<${MessagePage} id=${decodeURIComponent(id)} key=${id} />`
+  const [, , section, raw, ...more] = path.split('/')
+  const id = raw === undefined ? null : decoded(raw)
+  // Only a whole, valid VIN or message id opens a page: anything else never reaches an API call.
+  if (section === 'vehicles' && raw) {
+    return isVin(id) && more.length === 0 ? html`<${VehiclePage} vin=${id} key=${id} />` : html`<${NotFound} what="This is not a VIN: 17 characters, digits and capital letters except I, O and Q." />`
+  }
+  if (section === 'messages' && raw) {
+    return isUuid(id) && more.length === 0 ? html`<${MessagePage} id=${id} key=${id} />` : html`<${NotFound} what="This is not a message id." />`
+  }
   if (section === 'security') return html`<${SecurityPage} />`
   if (section === 'holds') return html`<${HoldsPage} />`
   if (section === 'retention') return html`<${RetentionPage} />`
@@ -45,7 +61,7 @@ function FindVehicle () {
   const go = (e) => {
     e.preventDefault()
     const vin = new FormData(e.target).get('vin').trim().toUpperCase()
-    if (vin) navigate(`/console/vehicles/${vin}`)
+    if (vin) navigate(vehiclePage(vin))
   }
   return html`<form onSubmit=${go}><input name="vin" placeholder="VIN" size="19" aria-label="VIN" /></form>`
 }

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks'
 import { api, openStream } from './api.js'
 import { html } from './html.js'
+import { vehiclePage } from './paths.js'
 import { ErrorBox, Link } from './widgets.js'
 
 function Table ({ rows, columns }) {
@@ -16,7 +17,7 @@ function ListPage ({ title, path, columns }) {
   return html`<h1>${title}</h1>${error ? html`<${ErrorBox} error=${error} />` : rows === null ? html`<p>Loading…</p>` : html`<${Table} rows=${rows} columns=${columns} />`}`
 }
 
-const vinLink = (r) => html`<${Link} href=${`/console/vehicles/${r.vin}`}>${r.vin}<//>`
+const vinLink = (r) => r.vin ? html`<${Link} href=${vehiclePage(r.vin)}>${r.vin}<//>` : ''
 const json = (v) => html`<span class="mono">${JSON.stringify(v)}</span>`
 
 export const HoldsPage = () => html`<${ListPage} title="Legal holds" path="/v1/holds" columns=${[['vehicle', vinLink], ['reason', (r) => r.reason], ['since', (r) => r.createdAt ?? r.heldAt ?? ''], ['by', (r) => r.actor ?? '']]} />`

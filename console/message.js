@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks'
 import { api } from './api.js'
 import { html } from './html.js'
+import { messagePath, vehiclePage } from './paths.js'
 import { ErrorBox, Link } from './widgets.js'
 
 function detail (s) {
@@ -14,12 +15,12 @@ function detail (s) {
 export function MessagePage ({ id }) {
   const [trace, setTrace] = useState(null)
   const [error, setError] = useState(null)
-  useEffect(() => { api(`/v1/messages/${encodeURIComponent(id)}/trace`).then(setTrace, setError) }, [id])
+  useEffect(() => { api(`${messagePath(id)}/trace`).then(setTrace, setError) }, [id])
   if (error) return html`<${ErrorBox} error=${error} />`
   if (trace === null) return html`<p>Loading…</p>`
   return html`
     <h1>Message <span class="mono">${trace.id}</span></h1>
-    <p>to <${Link} href=${`/console/vehicles/${trace.vin}`}>${trace.vin}<//>, now <b class=${`status-${trace.status}`} data-testid="message-status">${trace.status}</b></p>
+    <p>to <${Link} href=${vehiclePage(trace.vin)}>${trace.vin}<//>, now <b class=${`status-${trace.status}`} data-testid="message-status">${trace.status}</b></p>
     <ul class="timeline" data-testid="timeline">
       ${trace.steps.map((s) => html`<li>
         <span class="step">${s.step}</span> <span class="mono">${s.at}</span>

@@ -59,7 +59,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
   const logger = deps.logger
   const ctx = { now, newId }
   const telemetry = new Telemetry()
-  const hub: EventHub = new MeteredEventHub(config.streamRetain, now, telemetry.metrics)
+  const hub: EventHub = new MeteredEventHub({ events: config.streamRetain, bytes: config.streamRetainBytes, payloadMaxBytes: config.eventPayloadMaxBytes }, now, telemetry.metrics)
   // Committed rows, and only those, become stream events.
   const log = new CommitBatcher<TransactionRecord>({
     commit: telemetry.meteredCommit('log', async (records: TransactionRecord[]) => hub.publishRecords(await telemetry.appendCounted(deps.store, records))),
@@ -134,7 +134,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
   dispatcher = dispatch
   const retention = new RetentionJob(deps.store, config.retentionIntervalMs, now, logger.child({ part: 'retention' }))
   const expiry = new ExpiryJob({ store: deps.store, hub, now, intervalMs: config.downlink.expiryIntervalMs, logger: logger.child({ part: 'expiry' }) })
-  const webhooks = new WebhookDelivery({ store: deps.store, settings: config.webhooks, now, newId, logger: logger.child({ part: 'webhooks' }) })
+  const webhooks = new WebhookDelivery({ store: deps.store, settings: config.webhooks, payloadMaxBytes: config.eventPayloadMaxBytes, now, newId, logger: logger.child({ part: 'webhooks' }) })
   // Committed events wake caught-up webhooks, so that delivery does not wait for the next poll.
   hub.subscribe({}, () => webhooks.wake())
   let closing = false
@@ -157,6 +157,8 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     announceCampaign: (campaignId) => edge.announceCampaign(campaignId),
     clustered: config.redisUrl !== undefined,
     exports: config.exports,
+    webhookAllow: config.webhooks.allow,
+    eventPayloadMaxBytes: config.eventPayloadMaxBytes,
     api: config.api,
     telemetry,
     overload,

@@ -1,6 +1,7 @@
 import path from 'node:path'
 import { GatewayError, defaultEnvelopeLimits, type EnvelopeLimits } from '../protocol/index.ts'
 import { parseMarket, parsePeriod } from './lifecycle/retention-period.ts'
+import { DestinationPolicy } from './webhooks/destination-policy.ts'
 
 /** Everything the gateway reads at start (README, "Configuration"). Built by loadConfig, or directly by tests. */
 export interface GatewayConfig {
@@ -21,6 +22,10 @@ export interface GatewayConfig {
   shutdownTimeoutMs: number
   downlink: { defaultTtlSeconds: number, maxTtlSeconds: number, expiryIntervalMs: number, window: number }
   streamRetain: number
+  /** The same ring bounded in bytes of the events' JSON. */
+  streamRetainBytes: number
+  /** Events carry their payload only when a reader asks (include=payload, a webhook's `payload`) and the envelope is at most this size. */
+  eventPayloadMaxBytes: number
   retentionIntervalMs: number
   /** Days below which no market's retention can be set or run, per market (`*`: every other); README, "Security". */
   retentionFloors: Record<string, number>
@@ -34,22 +39,34 @@ export interface GatewayConfig {
   maxPendingBytes: number
   /** /ready answers 503 GW_ERR_COMMIT_STALLED when no commit has succeeded for this long while work is pending. */
   commitStallMs: number
-  /** Legal exports running at once (each holds one connection of the export pool); the next is refused. */
-  exports: { maxConcurrent: number }
+  /**
+   * Legal exports running at once (each holds one connection of the export pool); the next is refused.
+   * An export whose client takes less than minBytesPerSecond, averaged over rateWindowMs, fails (0: not checked).
+   */
+  exports: { maxConcurrent: number, minBytesPerSecond: number, rateWindowMs: number }
   /** Per vehicle connection: unacknowledged QoS 1 publishes read at most, and a token bucket for rate and daily bytes. */
   vehicle: { maxInflight: number, msgRate: number, msgBurst: number, bytesPerDay: number }
   /** Per source address and in total, before any MQTT byte is read. */
   edge: { maxConnections: number, maxConnectionsPerAddress: number, handshakesPerSecondPerAddress: number, handshakeTimeoutMs: number, securityEventsPerMinute: number }
   /** REST bounds. */
   api: {
-    rateLimitPerKey: number, rateLimitPerAddress: number, keyCacheMs: number, pageMaxBytes: number, campaignMaxRecipients: number, streamMaxPerKey: number, streamPingMs: number
+    rateLimitPerKey: number, rateLimitPerAddress: number, keyCacheMs: number, pageMaxBytes: number, campaignMaxRecipients: number
+    /** Bytes one campaign may write: the envelope of its message times its recipients; past it 413 GW_ERR_CAMPAIGN_TOO_LARGE. */
+    campaignMaxBytes: number
+    streamMaxPerKey: number, streamPingMs: number
     /** REST sends committing at once, each statement carrying every send that waited for it (send-batcher.ts). */
     sendConcurrency: number
   }
   /** Load shedding (gateway/overload.ts): past a bound, REST answers 503 GW_ERR_OVERLOADED and new vehicles CONNACK 3. */
   overload: { maxDatabaseQueue: number, maxEventLoopDelayMs: number, sampleMs: number, retryAfterSeconds: number }
   /** Webhook delivery (README, "Integrating a backend"): each webhook its own cursor, one batch at a time. */
-  webhooks: { retryPeriodMs: number, backoffMs: number, pollMs: number, timeoutMs: number, batchSize: number, maxConcurrent: number }
+  webhooks: {
+    retryPeriodMs: number, backoffMs: number, pollMs: number, timeoutMs: number, batchSize: number, maxConcurrent: number
+    /** A batch's body in bytes at most (one event at least): a batch ends early past it. */
+    batchMaxBytes: number
+    /** Destinations allowed although loopback, private, link-local or metadata (CIDRs, addresses, host:port); README, "Security". */
+    allow: string[]
+  }
   /** Cluster mode: the Redis that gateways sharing one fleet share; undefined: a single gateway. */
   redisUrl: string | undefined
   /** Cluster mode: the shared secret every bus message is authenticated with (HMAC-SHA256). */
@@ -107,6 +124,8 @@ export const SETTINGS = {
   dbCommitPoolSize: { env: 'VGW_DB_COMMIT_POOL_SIZE', flag: '--db-commit-pool-size', description: 'commit pool: connections for uplink batches, status changes, connects (default 8)' },
   dbIdleInTransactionTimeoutMs: { env: 'VGW_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS', flag: '--db-idle-in-transaction-timeout-ms', description: 'PostgreSQL ends a session idle inside a transaction after this long (default 60000)' },
   exportMaxConcurrent: { env: 'VGW_EXPORT_MAX_CONCURRENT', flag: '--export-max-concurrent', description: 'legal exports running at once; the next is refused with 503 (default 2)' },
+  exportMinBytesPerS: { env: 'VGW_EXPORT_MIN_BYTES_PER_S', flag: '--export-min-bytes-per-s', description: 'an export whose client reads less than this, averaged over VGW_EXPORT_RATE_WINDOW_MS, fails and frees its slot (default 65536; 0: not checked)' },
+  exportRateWindowMs: { env: 'VGW_EXPORT_RATE_WINDOW_MS', flag: '--export-rate-window-ms', description: 'the window of that average, and the grace before the first check (default 30000)' },
   commitStallMs: { env: 'VGW_COMMIT_STALL_MS', flag: '--commit-stall-ms', description: '/ready answers 503 when no commit succeeded for this long with work pending (default 10000)' },
   maxPendingBytes: { env: 'VGW_MAX_PENDING_BYTES', flag: '--max-pending-bytes', description: 'envelope bytes waiting for a commit, at most (default 268435456: 256 MiB)' },
   vehicleMaxInflight: { env: 'VGW_VEHICLE_MAX_INFLIGHT', flag: '--vehicle-max-inflight', description: 'unacknowledged QoS 1 publishes read per connection; past it the socket is not read (default 16)' },
@@ -125,6 +144,7 @@ export const SETTINGS = {
   apiKeyCacheMs: { env: 'VGW_API_KEY_CACHE_MS', flag: '--api-key-cache-ms', description: 'how long an API-key lookup, found or not, is cached (default 5000)' },
   pageMaxBytes: { env: 'VGW_PAGE_MAX_BYTES', flag: '--page-max-bytes', description: 'bytes of one API page at most; a page ends early past it (default 4194304)' },
   campaignMaxRecipients: { env: 'VGW_CAMPAIGN_MAX_RECIPIENTS', flag: '--campaign-max-recipients', description: 'vehicles one campaign may name (default 100000)' },
+  campaignMaxBytes: { env: 'VGW_CAMPAIGN_MAX_BYTES', flag: '--campaign-max-bytes', description: 'bytes one campaign may write: its envelope size times its recipients (default 536870912: 512 MiB)' },
   streamMaxPerKey: { env: 'VGW_STREAM_MAX_PER_KEY', flag: '--stream-max-per-key', description: 'WebSocket streams open at once per API key (default 10)' },
   apiSendConcurrency: { env: 'VGW_API_SEND_CONCURRENCY', flag: '--api-send-concurrency', description: 'REST send statements committing at once, each carrying the sends that waited for it (default 4; at most the API pool size)' },
   overloadMaxDbQueue: { env: 'VGW_OVERLOAD_MAX_DB_QUEUE', flag: '--overload-max-db-queue', description: 'waiters for an API-pool connection (REST requests, dispatcher reads) plus sends waiting for a send slot, at most; past it requests get 503 GW_ERR_OVERLOADED and new vehicles CONNACK 3 (default 500)' },
@@ -145,7 +165,11 @@ export const SETTINGS = {
   webhookTimeoutMs: { env: 'VGW_WEBHOOK_TIMEOUT_MS', flag: '--webhook-timeout-ms', description: 'a webhook POST without an answer by then has failed (default 10000)' },
   webhookBatchSize: { env: 'VGW_WEBHOOK_BATCH_SIZE', flag: '--webhook-batch-size', description: 'events per webhook POST at most (default 100)' },
   webhookMaxConcurrent: { env: 'VGW_WEBHOOK_MAX_CONCURRENT', flag: '--webhook-max-concurrent', description: 'webhook POSTs in flight from one gateway, one per webhook at most (default 32)' },
-  streamRetain: { env: 'VGW_STREAM_RETAIN', flag: '--stream-retain', description: 'stream events kept for clients resuming with ?since (default 10000)' }
+  webhookBatchMaxBytes: { env: 'VGW_WEBHOOK_BATCH_MAX_BYTES', flag: '--webhook-batch-max-bytes', description: 'bytes of one webhook POST body at most; a batch ends early past it (default 1048576)' },
+  webhookAllow: { env: 'VGW_WEBHOOK_ALLOW', flag: '--webhook-allow', description: 'comma-separated CIDRs, addresses or host:port webhooks may reach although loopback, private, link-local or metadata (default: none)' },
+  streamRetain: { env: 'VGW_STREAM_RETAIN', flag: '--stream-retain', description: 'stream events kept for clients resuming with ?since (default 10000)' },
+  eventPayloadMaxBytes: { env: 'VGW_EVENT_PAYLOAD_MAX_BYTES', flag: '--event-payload-max-bytes', description: 'events carry their payload (base64) only when asked for and the envelope is at most this size (default 16384; 0: never)' },
+  streamRetainBytes: { env: 'VGW_STREAM_RETAIN_BYTES', flag: '--stream-retain-bytes', description: 'the same events bounded in bytes of JSON; the oldest go first (default 33554432: 32 MiB)' }
 } as const satisfies Record<string, Setting>
 
 export type SettingName = keyof typeof SETTINGS
@@ -179,6 +203,17 @@ function retentionFloors (value: string | undefined): Record<string, number> {
     }
   }
   return floors
+}
+
+/** VGW_WEBHOOK_ALLOW: each entry is checked as the destination policy reads it. */
+function webhookAllow (value: string | undefined): string[] {
+  const entries = (value ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '')
+  try {
+    void new DestinationPolicy(entries)
+  } catch (err) {
+    throw invalid('webhookAllow', value ?? '', err instanceof Error ? err.message : String(err))
+  }
+  return entries
 }
 
 function postgresUrl (name: SettingName, value: string | undefined): string | undefined {
@@ -279,6 +314,8 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
       window: integer('downlinkWindow', get('downlinkWindow'), 20, 1, 65_535)
     },
     streamRetain: integer('streamRetain', get('streamRetain'), 10_000, 0, 10_000_000),
+    eventPayloadMaxBytes: integer('eventPayloadMaxBytes', get('eventPayloadMaxBytes'), 16 * 1024, 0, 1024 * 1024),
+    streamRetainBytes: integer('streamRetainBytes', get('streamRetainBytes'), 32 * 1024 * 1024, 64 * 1024, 64 * 1024 * 1024 * 1024),
     retentionIntervalMs: integer('retentionIntervalMs', get('retentionIntervalMs'), 86_400_000, 0, 2_147_483_647),
     retentionFloors: retentionFloors(get('retentionFloor')),
     appDatabaseUrl: postgresUrl('appDatabaseUrl', get('appDatabaseUrl')),
@@ -291,7 +328,11 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
     maxPendingRecords: integer('maxPendingRecords', get('maxPendingRecords'), 100_000, 100, 100_000_000),
     maxPendingBytes: integer('maxPendingBytes', get('maxPendingBytes'), 256 * 1024 * 1024, 1024 * 1024, 64 * 1024 * 1024 * 1024),
     commitStallMs: integer('commitStallMs', get('commitStallMs'), 10_000, 100, 3_600_000),
-    exports: { maxConcurrent: integer('exportMaxConcurrent', get('exportMaxConcurrent'), 2, 1, 100) },
+    exports: {
+      maxConcurrent: integer('exportMaxConcurrent', get('exportMaxConcurrent'), 2, 1, 100),
+      minBytesPerSecond: integer('exportMinBytesPerS', get('exportMinBytesPerS'), 64 * 1024, 0, 1024 * 1024 * 1024),
+      rateWindowMs: integer('exportRateWindowMs', get('exportRateWindowMs'), 30_000, 100, 3_600_000)
+    },
     vehicle: {
       maxInflight: integer('vehicleMaxInflight', get('vehicleMaxInflight'), 16, 1, 65_535),
       msgRate: integer('vehicleMsgRate', get('vehicleMsgRate'), 50, 1, 1_000_000),
@@ -311,6 +352,7 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
       keyCacheMs: integer('apiKeyCacheMs', get('apiKeyCacheMs'), 5000, 0, 3_600_000),
       pageMaxBytes: integer('pageMaxBytes', get('pageMaxBytes'), 4 * 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
       campaignMaxRecipients: integer('campaignMaxRecipients', get('campaignMaxRecipients'), 100_000, 1, 100_000_000),
+      campaignMaxBytes: integer('campaignMaxBytes', get('campaignMaxBytes'), 512 * 1024 * 1024, 1024, 1024 * 1024 * 1024 * 1024),
       streamMaxPerKey: integer('streamMaxPerKey', get('streamMaxPerKey'), 10, 1, 100_000),
       streamPingMs: integer('streamPingMs', get('streamPingMs'), 30_000, 100, 3_600_000),
       sendConcurrency: integer('apiSendConcurrency', get('apiSendConcurrency'), 4, 1, 1000)
@@ -333,7 +375,9 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
       pollMs: integer('webhookPollMs', get('webhookPollMs'), 500, 10, 600_000),
       timeoutMs: integer('webhookTimeoutMs', get('webhookTimeoutMs'), 10_000, 100, 600_000),
       batchSize: integer('webhookBatchSize', get('webhookBatchSize'), 100, 1, 1000),
-      maxConcurrent: integer('webhookMaxConcurrent', get('webhookMaxConcurrent'), 32, 1, 10_000)
+      maxConcurrent: integer('webhookMaxConcurrent', get('webhookMaxConcurrent'), 32, 1, 10_000),
+      batchMaxBytes: integer('webhookBatchMaxBytes', get('webhookBatchMaxBytes'), 1024 * 1024, 16 * 1024, 1024 * 1024 * 1024),
+      allow: webhookAllow(get('webhookAllow'))
     },
     redisUrl,
     clusterSecret,

@@ -62,7 +62,9 @@ export const errorCatalogue = {
   GW_ERR_RATE_LIMITED: { httpStatus: 429, message: 'too many requests; retry after the time in Retry-After' },
   GW_ERR_STREAM_LIMIT: { httpStatus: 429, message: 'too many streams are open for this API key' },
   GW_ERR_TOO_MANY_RECIPIENTS: { httpStatus: 413, message: 'the campaign names more vehicles than allowed' },
+  GW_ERR_CAMPAIGN_TOO_LARGE: { httpStatus: 413, message: 'the campaign would write more bytes (envelope size times recipients) than allowed' },
   GW_ERR_EXPORT_BUSY: { httpStatus: 503, message: 'the most exports allowed at once are running; retry after the time in Retry-After' },
+  GW_ERR_WEBHOOK_DESTINATION_FORBIDDEN: { httpStatus: 400, message: 'the webhook URL names a loopback, private, link-local or metadata address not listed in VGW_WEBHOOK_ALLOW' },
   GW_ERR_EXPORT_FAILED: { httpStatus: 500, message: 'the export failed part-way; its output is incomplete' },
 
   // Operations

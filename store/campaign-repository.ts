@@ -12,6 +12,11 @@ export interface NewCampaign extends MessageContent {
   target: { vins: string[] } | { market: string }
   /** A market's vehicles past this many refuse the campaign with GW_ERR_TOO_MANY_RECIPIENTS (a list is checked by its caller). */
   maxRecipients?: number
+  /**
+   * A market's vehicles past this many refuse the campaign with GW_ERR_CAMPAIGN_TOO_LARGE: its byte bound divided by
+   * the size of one message (a list is checked by its caller).
+   */
+  maxRecipientsForBytes?: number
 }
 
 export interface CreatedCampaign {
@@ -32,11 +37,17 @@ export interface CampaignReport {
 }
 
 /** Counts at most max + 1 of the market's vehicles, so a huge market costs no full count. */
-async function refuseLargeMarket (client: pg.PoolClient, market: string, max: number): Promise<void> {
+async function refuseLargeMarket (client: pg.PoolClient, market: string, c: NewCampaign): Promise<void> {
+  const byCount = c.maxRecipients ?? Number.MAX_SAFE_INTEGER
+  const byBytes = c.maxRecipientsForBytes ?? Number.MAX_SAFE_INTEGER
+  const max = Math.min(byCount, byBytes)
+  if (max === Number.MAX_SAFE_INTEGER) return
   const { rows } = await client.query<{ n: number }>(
     'SELECT count(*)::int AS n FROM (SELECT 1 FROM vehicles WHERE market = $1 LIMIT $2) v', [market, max + 1])
   const n = rows[0]?.n ?? 0
-  if (n > max) throw new GatewayError('GW_ERR_TOO_MANY_RECIPIENTS', `market ${market} has more than ${max} vehicles, the most one campaign may name`)
+  if (n <= max) return
+  if (byCount <= byBytes) throw new GatewayError('GW_ERR_TOO_MANY_RECIPIENTS', `market ${market} has more than ${max} vehicles, the most one campaign may name`)
+  throw new GatewayError('GW_ERR_CAMPAIGN_TOO_LARGE', `market ${market} has more than ${max} vehicles, the most a campaign of this message's size may name (VGW_CAMPAIGN_MAX_BYTES)`)
 }
 
 export class CampaignRepository {
@@ -61,7 +72,7 @@ export class CampaignRepository {
       const targets = byVins
         ? 'SELECT v.vin, v.market FROM (SELECT DISTINCT unnest($1::text[]) AS vin) u JOIN vehicles v USING (vin)'
         : 'SELECT v.vin, v.market FROM vehicles v WHERE v.market = $1'
-      if (!byVins && c.maxRecipients !== undefined) await refuseLargeMarket(client, market as string, c.maxRecipients)
+      if (!byVins) await refuseLargeMarket(client, market as string, c)
       let skippedVins: string[] = []
       if (byVins) {
         const skipped = await client.query<{ vin: string }>(
@@ -91,7 +102,7 @@ export class CampaignRepository {
         [vins ?? market, c.apiKeyId, c.id, c.type, Buffer.from(c.payload), JSON.stringify(c.attributes), c.ttlSeconds, c.priority, c.createdAt, c.fallbackAfterSeconds ?? null])
       const n = inserted.rows[0]?.n ?? 0
       // Vehicles registered since the count could carry a market past the cap; the transaction rolls back then.
-      if (!byVins && c.maxRecipients !== undefined && n > c.maxRecipients) await refuseLargeMarket(client, market as string, c.maxRecipients)
+      if (!byVins && n > Math.min(c.maxRecipients ?? n, c.maxRecipientsForBytes ?? n)) await refuseLargeMarket(client, market as string, c)
       await client.query(
         `INSERT INTO campaigns (id, api_key_id, type, target, message_count, skipped_vins, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
         [c.id, c.apiKeyId, c.type, JSON.stringify(vins !== null ? { vins: vins.length } : { market }), n, JSON.stringify(skippedVins), c.createdAt])

@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import { GatewayError } from '../protocol/index.ts'
+import { EVENT_ATTRIBUTES_SQL } from './event-columns.ts'
 import { translateError } from './store-errors.ts'
 import type { TransactionRecord } from './transaction-log.ts'
 import { fromRow, type Row } from './transaction-rows.ts'
@@ -17,11 +18,16 @@ export interface FeedQuery {
   vin?: string
   kind?: string
   type?: string
+  /** Events with their payload (an opt-in): raw bytes of envelopes up to this size are read; larger ones only their size. */
+  payloadMaxBytes?: number
 }
 
+/** A feed row: the record, and with a payload read the size of its raw bytes (whether they were read or not). */
+export type FeedItem = TransactionRecord & { rawBytes?: number | null }
+
 export interface FeedPage {
-  /** Committed rows in feed order, each with its `xid`; no raw bytes. */
-  items: TransactionRecord[]
+  /** Committed rows in feed order, each with its `xid`; raw bytes only with payloadMaxBytes and within it; large attribute values summarised (event-columns.ts). */
+  items: FeedItem[]
   /** Where the next read starts: after the last item, or after the last row examined when none matched. */
   next: FeedPosition
   /** True when the read stopped at its bound rather than at the feed's head: read again at once. */
@@ -43,12 +49,16 @@ const FILTERED_SCAN = 5000
 const FEED_SQL = `
 WITH scanned AS MATERIALIZED (
   SELECT id, occurred_at, received_at, vin, market, direction, kind, type, message_id, correlation_id, created_at_ms, ttl_seconds,
-    attributes, ack_status, ack_reason, status, error_code, NULL::bytea AS raw, details, xid
+    attributes, ack_status, ack_reason, status, error_code, CASE WHEN octet_length(raw) <= $8::int THEN raw END AS raw,
+    CASE WHEN $8::int IS NOT NULL THEN octet_length(raw) END AS raw_bytes, details, xid
   FROM transactions
   WHERE xid < pg_snapshot_xmin(pg_current_snapshot()) AND (xid, id) > ($1::xid8, $2::uuid)
   ORDER BY xid, id LIMIT $3
 ), hits AS (
-  SELECT * FROM scanned
+  -- Large attribute values are summarised for the rows served only, not for every row a filtered read examines.
+  SELECT id, occurred_at, received_at, vin, market, direction, kind, type, message_id, correlation_id, created_at_ms, ttl_seconds,
+    ${EVENT_ATTRIBUTES_SQL}, ack_status, ack_reason, status, error_code, raw, raw_bytes, details, xid
+  FROM scanned
   WHERE ($4::text IS NULL OR vin = $4) AND ($5::text IS NULL OR kind = $5) AND ($6::text IS NULL OR type = $6)
   ORDER BY xid, id LIMIT $7
 ), tail AS (
@@ -59,7 +69,7 @@ WITH scanned AS MATERIALIZED (
 SELECT tail.scanned_count, tail.last_xid, tail.last_id, tail.finished_below, h.*
 FROM tail LEFT JOIN hits h ON true ORDER BY h.xid, h.id`
 
-type FeedRow = Partial<Row> & { scanned_count: number, last_xid: string | null, last_id: string | null, finished_below: string }
+type FeedRow = Partial<Row> & { raw_bytes?: number | null, scanned_count: number, last_xid: string | null, last_id: string | null, finished_below: string }
 
 /** The durable feed: the transaction log in commit-safe order, read on the API pool. */
 export class FeedRepository {
@@ -76,12 +86,13 @@ export class FeedRepository {
     let rows: FeedRow[]
     try {
       rows = (await this.#pool.query<FeedRow>(FEED_SQL,
-        [after.xid, after.id, scan, q.vin ?? null, q.kind ?? null, q.type ?? null, q.limit])).rows
+        [after.xid, after.id, scan, q.vin ?? null, q.kind ?? null, q.type ?? null, q.limit, q.payloadMaxBytes ?? null])).rows
     } catch (err) {
       throw translateError(err)
     }
     const head = rows[0]
-    const items = rows.filter((r) => r.id !== null && r.id !== undefined).map((r) => fromRow(r as Row))
+    const items: FeedItem[] = rows.filter((r) => r.id !== null && r.id !== undefined)
+      .map((r) => q.payloadMaxBytes === undefined ? fromRow(r as Row) : { ...fromRow(r as Row), rawBytes: r.raw_bytes ?? null })
     const finishedBelow = head?.finished_below ?? '0'
     const last = items[items.length - 1]
     if (items.length === q.limit && last !== undefined) {

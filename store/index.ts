@@ -26,7 +26,7 @@ export { MessageRepository, MESSAGE_STATUSES, type MessageStatus, type MessageRo
 export { actorName, type Actor } from './actor.ts'
 export { LifecycleRepository, type RetentionPolicy, type LegalHold, type AuditEntry, type RetentionReport } from './lifecycle-repository.ts'
 export { ExportReader } from './export-reader.ts'
-export { FeedRepository, FEED_START, encodeFeedCursor, decodeFeedCursor, feedPositionOf, type FeedPosition, type FeedQuery, type FeedPage } from './feed-repository.ts'
+export { FeedRepository, FEED_START, encodeFeedCursor, decodeFeedCursor, feedPositionOf, type FeedPosition, type FeedQuery, type FeedPage, type FeedItem } from './feed-repository.ts'
 export { WebhookRepository, type Webhook, type WebhookBatch, type LeasedWebhook, type NewWebhook, type WebhookFailure } from './webhook-repository.ts'
 export { CampaignRepository, type NewCampaign, type CreatedCampaign, type CampaignReport } from './campaign-repository.ts'
 export { TicketKeyRepository, TICKET_SECRET_BYTES } from './ticket-key-repository.ts'

@@ -1,7 +1,7 @@
 import type pg from 'pg'
-import type { FeedPosition } from './feed-repository.ts'
+import type { FeedItem, FeedPosition } from './feed-repository.ts'
+import { EVENT_ATTRIBUTES_SQL } from './event-columns.ts'
 import { translateError } from './store-errors.ts'
-import type { TransactionRecord } from './transaction-log.ts'
 import { fromRow, type Row } from './transaction-rows.ts'
 
 /** The batch a webhook is delivering: the feed range (cursor, end], re-read on every attempt. */
@@ -18,6 +18,8 @@ export interface Webhook {
   url: string
   /** Event names delivered; empty: all. */
   events: string[]
+  /** Whether events carry their payload (within VGW_EVENT_PAYLOAD_MAX_BYTES). */
+  includePayload: boolean
   createdAt: Date
   /** Everything up to here was delivered (or dead-lettered). */
   cursor: FeedPosition
@@ -39,6 +41,7 @@ export interface NewWebhook {
   id: string
   url: string
   events: string[]
+  includePayload: boolean
   secret: string
   createdAt: Date
   /** Deliver the events after this feed position; null: from now on. */
@@ -64,6 +67,7 @@ interface WebhookDbRow {
   id: string
   url: string
   events: string[]
+  include_payload: boolean
   secret: string
   created_at: Date
   cursor_xid: string
@@ -96,12 +100,13 @@ interface FailureDbRow {
   replayed_at: Date | null
 }
 
-const COLUMNS = `id, url, events, secret, created_at, cursor_xid::text AS cursor_xid, cursor_id, batch_end_xid::text AS batch_end_xid,
+const COLUMNS = `id, url, events, include_payload, secret, created_at, cursor_xid::text AS cursor_xid, cursor_id, batch_end_xid::text AS batch_end_xid,
   batch_end_id, delivery_id, attempts, first_attempt_at, last_error, next_attempt_at, lease_token`
 const FAILURE_COLUMNS = `id, webhook_id, delivery_id, from_xid::text AS from_xid, from_id, to_xid::text AS to_xid, to_id, event_count,
   attempts, last_error, failed_at, replay_requested_at, replayed_at`
 const LOG_READ_COLUMNS = `id, occurred_at, received_at, vin, market, direction, kind, type, message_id, correlation_id, created_at_ms,
-  ttl_seconds, attributes, ack_status, ack_reason, status, error_code, NULL::bytea AS raw, details, xid::text AS xid`
+  ttl_seconds, ${EVENT_ATTRIBUTES_SQL}, ack_status, ack_reason, status, error_code,
+  CASE WHEN octet_length(raw) <= $6::int THEN raw END AS raw, CASE WHEN $6::int IS NOT NULL THEN octet_length(raw) END AS raw_bytes, details, xid::text AS xid`
 const ZERO_ID = '00000000-0000-0000-0000-000000000000'
 
 // What a finished batch (delivered or dead-lettered) leaves: the cursor at its end, no batch, no lease.
@@ -117,6 +122,7 @@ function webhookOf (r: WebhookDbRow): Webhook {
     id: r.id,
     url: r.url,
     events: r.events,
+    includePayload: r.include_payload,
     createdAt: r.created_at,
     cursor: { xid: r.cursor_xid, id: r.cursor_id },
     batch,
@@ -164,10 +170,10 @@ export class WebhookRepository {
   /** Without `after`, the cursor starts below every transaction still running: nothing committed from now on is missed. */
   async create (w: NewWebhook): Promise<Webhook> {
     const { rows } = await this.#query<WebhookDbRow>(`
-      INSERT INTO webhooks (id, url, events, secret, created_at, cursor_xid, cursor_id, next_attempt_at)
-      VALUES ($1, $2, $3, $4, $5, COALESCE($6::xid8, pg_snapshot_xmin(pg_current_snapshot())), $7, $5)
+      INSERT INTO webhooks (id, url, events, secret, created_at, cursor_xid, cursor_id, next_attempt_at, include_payload)
+      VALUES ($1, $2, $3, $4, $5, COALESCE($6::xid8, pg_snapshot_xmin(pg_current_snapshot())), $7, $5, $8)
       RETURNING ${COLUMNS}`,
-    [w.id, w.url, w.events, w.secret, w.createdAt, w.after?.xid ?? null, w.after?.id ?? ZERO_ID])
+    [w.id, w.url, w.events, w.secret, w.createdAt, w.after?.xid ?? null, w.after?.id ?? ZERO_ID, w.includePayload])
     return webhookOf(rows[0] as WebhookDbRow)
   }
 
@@ -287,10 +293,11 @@ export class WebhookRepository {
    * was below the feed's horizon when the range was cut, so the same rows come back each time
    * (less any that retention removed since).
    */
-  async readRange (from: FeedPosition, to: FeedPosition, limit: number): Promise<TransactionRecord[]> {
-    const { rows } = await this.#query<Row>(`SELECT ${LOG_READ_COLUMNS} FROM transactions
+  /** The feed range (from, to], as the feed reads it (summaries; raw bytes up to payloadMaxBytes when given). */
+  async readRange (from: FeedPosition, to: FeedPosition, limit: number, payloadMaxBytes?: number): Promise<FeedItem[]> {
+    const { rows } = await this.#query<Row & { raw_bytes: number | null }>(`SELECT ${LOG_READ_COLUMNS} FROM transactions
       WHERE xid >= $1::xid8 AND xid <= $3::xid8 AND (xid, id) > ($1::xid8, $2::uuid) AND (xid, id) <= ($3::xid8, $4::uuid)
-      ORDER BY xid, id LIMIT $5`, [from.xid, from.id, to.xid, to.id, limit])
-    return rows.map(fromRow)
+      ORDER BY xid, id LIMIT $5`, [from.xid, from.id, to.xid, to.id, limit, payloadMaxBytes ?? null])
+    return rows.map((r) => payloadMaxBytes === undefined ? fromRow(r) : { ...fromRow(r), rawBytes: r.raw_bytes })
   }
 }

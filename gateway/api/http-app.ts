@@ -47,6 +47,10 @@ export interface HttpAppDeps extends HealthDeps {
   clustered: boolean
   /** REST bounds: rate limits, key cache, page bytes, campaign recipients, streams. */
   api: GatewayConfig['api']
+  /** VGW_EVENT_PAYLOAD_MAX_BYTES: the largest envelope whose payload an opt-in event carries. */
+  eventPayloadMaxBytes: number
+  /** VGW_WEBHOOK_ALLOW: internal webhook destinations allowed all the same. */
+  webhookAllow: readonly string[]
   /** Legal exports running at once (VGW_EXPORT_MAX_CONCURRENT). */
   exports: GatewayConfig['exports']
   /** The gateway's metrics (GET /metrics, per-route request counters). */
@@ -101,10 +105,10 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
   const sends = new SendBatcher<NewMessage, EnqueueResult | 'vehicle-not-found'>({ commit: async (ms: NewMessage[]) => await deps.store.messages.enqueueMany(ms), maxSize: SEND_BATCH_MAX, maxConcurrent: deps.api.sendConcurrency })
   deps.overload?.watchQueue(() => sends.waiting)
   await app.register(messageRoutes, { ...messageDeps, enqueue: (m) => sends.add(m), notify: deps.notify })
-  await app.register(campaignRoutes, { ...messageDeps, announceCampaign: deps.announceCampaign, maxRecipients: deps.api.campaignMaxRecipients })
-  await app.register(feedRoutes, { store: deps.store })
-  await app.register(webhookRoutes, { store: deps.store, now: deps.now, newId: deps.newId })
-  await app.register(streamRoutes, { hub: deps.hub, feed: deps.store.feed, maxPerKey: deps.api.streamMaxPerKey, pingMs: deps.api.streamPingMs })
+  await app.register(campaignRoutes, { ...messageDeps, announceCampaign: deps.announceCampaign, maxRecipients: deps.api.campaignMaxRecipients, maxBytes: deps.api.campaignMaxBytes })
+  await app.register(feedRoutes, { store: deps.store, pageMaxBytes: deps.api.pageMaxBytes, payloadMaxBytes: deps.eventPayloadMaxBytes })
+  await app.register(webhookRoutes, { store: deps.store, now: deps.now, newId: deps.newId, allow: deps.webhookAllow })
+  await app.register(streamRoutes, { hub: deps.hub, feed: deps.store.feed, payloadMaxBytes: deps.eventPayloadMaxBytes, maxPerKey: deps.api.streamMaxPerKey, pingMs: deps.api.streamPingMs })
   await app.register(lifecycleRoutes, { store: deps.store, now: deps.now, exports: deps.exports })
   await app.register(metricsRoutes, { telemetry: deps.telemetry })
   await app.register(traceRoutes, { store: deps.store })

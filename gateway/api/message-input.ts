@@ -38,6 +38,8 @@ export interface ParsedMessage {
   ttlSeconds: number
   priority: number
   fallbackAfterSeconds: number | null
+  /** The size of the envelope the vehicle will get. */
+  envelopeBytes: number
 }
 
 /** Decodes the payload and applies defaults; refuses what could not be sent as an envelope. */
@@ -55,9 +57,8 @@ export function parseMessage (input: MessageInput, limits: EnvelopeLimits, defau
   if (fallbackAfterSeconds !== null && fallbackAfterSeconds >= ttlSeconds) {
     throw new GatewayError('GW_ERR_VALIDATION', `body.fallbackAfterSeconds: must be less than ttlSeconds (${ttlSeconds})`)
   }
-  const parsed = { type: input.type, payload, attributes, ttlSeconds, priority: input.priority ?? 0, fallbackAfterSeconds }
   // The envelope the vehicle will get must fit the limit it is held to itself.
-  const size = encodeEnvelope({ messageId: '00000000-0000-7000-8000-000000000000', kind: 'MESSAGE', type: parsed.type, createdAtMs: Date.now(), ttlSeconds: parsed.ttlSeconds, payload, attributes }).length
+  const size = encodeEnvelope({ messageId: '00000000-0000-7000-8000-000000000000', kind: 'MESSAGE', type: input.type, createdAtMs: Date.now(), ttlSeconds, payload, attributes }).length
   if (size > limits.maxBytes) throw new GatewayError('GW_ERR_ENVELOPE_TOO_LARGE', `the envelope would be ${size} bytes, limit ${limits.maxBytes}`)
-  return parsed
+  return { type: input.type, payload, attributes, ttlSeconds, priority: input.priority ?? 0, fallbackAfterSeconds, envelopeBytes: size }
 }

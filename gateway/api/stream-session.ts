@@ -1,13 +1,15 @@
 import type { WebSocket } from '@fastify/websocket'
 import type { FastifyBaseLogger } from 'fastify'
-import type { StreamEvent } from '../events/event-hub.ts'
+import { Serialized, type StreamEvent } from '../events/event-hub.ts'
 
 // A client whose unsent events pass this many bytes is closed (1013) rather than buffered without end.
 export const MAX_BACKLOG_BYTES = 1024 * 1024
 // A slow client that does not finish the close handshake in this time is cut.
 const CLOSE_GRACE_MS = 5000
 
-type Outgoing = StreamEvent | Record<string, unknown>
+type Outgoing = StreamEvent | Record<string, unknown> | Serialized
+
+const json = (e: Outgoing): string => e instanceof Serialized ? e.data : JSON.stringify(e)
 
 /**
  * One stream connection's sending side: a bounded backlog, a paced replay of retained events
@@ -35,17 +37,20 @@ export class StreamSession {
     else this.#releases.push(release)
   }
 
-  /** A live event: sent now, or held behind a replay in progress. */
-  send (e: Outgoing): void {
+  /**
+   * A live event (with its JSON, when the hub made it already): sent now, or held behind a replay
+   * in progress. Either way the bytes waiting for this client, this event's included, stay within
+   * MAX_BACKLOG_BYTES, or the client is closed as too slow.
+   */
+  send (e: Outgoing, data: string = json(e)): void {
     if (this.#ended) return
-    const data = JSON.stringify(e)
     if (this.#replaying) {
       this.#held.push({ e, data })
       this.#heldBytes += Buffer.byteLength(data)
       if (this.#heldBytes > MAX_BACKLOG_BYTES) this.#tooSlow()
       return
     }
-    if (this.#socket.bufferedAmount > MAX_BACKLOG_BYTES) {
+    if (this.#socket.bufferedAmount + data.length > MAX_BACKLOG_BYTES) {
       this.#tooSlow()
       return
     }
@@ -61,7 +66,7 @@ export class StreamSession {
     for await (const events of source) {
       for (const e of events) {
         if (this.#ended) return
-        const data = JSON.stringify(e)
+        const data = json(e)
         if (this.#socket.bufferedAmount > MAX_BACKLOG_BYTES / 2) await new Promise<void>((resolve) => this.#socket.send(data, () => resolve()))
         else this.#socket.send(data)
       }

@@ -9,7 +9,7 @@ export interface LogReplay {
   /** Pages of events read from the log after the cursor, up to every row committed before the replay began. */
   pages: AsyncIterable<Array<Record<string, unknown>>>
   /** Whether a live event is one the replay already carried (its position is at or before the last read). */
-  alreadySent: (e: { [field: string]: unknown }) => boolean
+  alreadySent: (e: object) => boolean
 }
 
 function atOrBefore (p: FeedPosition, last: FeedPosition): boolean {
@@ -23,7 +23,7 @@ function atOrBefore (p: FeedPosition, last: FeedPosition): boolean {
  * every transaction that had been assigned an id when the replay began, so that an event committed
  * before the client subscribed, and so never live for it, is in the replay.
  */
-export function replayFromLog (feed: FeedRepository, after: FeedPosition, filter: StreamFilter): LogReplay {
+export function replayFromLog (feed: FeedRepository, after: FeedPosition, filter: StreamFilter, payloadMaxBytes?: number): LogReplay {
   let last = after
   const horizon = feed.horizon()
   async function * pages (): AsyncGenerator<Array<Record<string, unknown>>> {
@@ -33,9 +33,9 @@ export function replayFromLog (feed: FeedRepository, after: FeedPosition, filter
       yield [{ event: 'gap', message: 'the event at since was removed by retention; events after it may have been too' }]
     }
     for (;;) {
-      const page = await feed.read({ after: last, limit: PAGE, ...filter })
+      const page = await feed.read({ after: last, limit: PAGE, ...filter, ...(payloadMaxBytes !== undefined ? { payloadMaxBytes } : {}) })
       last = page.next
-      if (page.items.length > 0) yield page.items.map(eventOf)
+      if (page.items.length > 0) yield page.items.map((r) => eventOf(r, payloadMaxBytes))
       if (page.more) continue
       if (BigInt(page.finishedBelow) >= until) return
       await new Promise((resolve) => setTimeout(resolve, WAIT_MS))
@@ -43,6 +43,9 @@ export function replayFromLog (feed: FeedRepository, after: FeedPosition, filter
   }
   return {
     pages: pages(),
-    alreadySent: (e) => typeof e.cursor === 'string' && atOrBefore(decodeFeedCursor(e.cursor), last)
+    alreadySent: (e) => {
+      const cursor = (e as { cursor?: unknown }).cursor
+      return typeof cursor === 'string' && atOrBefore(decodeFeedCursor(cursor), last)
+    }
   }
 }

@@ -1,6 +1,6 @@
 import type { TransactionRecord } from '../../store/index.ts'
 import { GatewayError } from '../../protocol/index.ts'
-import { EventHub } from '../events/event-hub.ts'
+import { EventHub, type RetainBounds } from '../events/event-hub.ts'
 import type { GatewayMetrics } from './gateway-metrics.ts'
 
 /*
@@ -61,7 +61,7 @@ export function countCommittedRows (m: GatewayMetrics, rows: readonly Transactio
 export class MeteredEventHub extends EventHub {
   readonly #metrics: GatewayMetrics
 
-  constructor (retain: number, now: () => number, metrics: GatewayMetrics) {
+  constructor (retain: number | RetainBounds, now: () => number, metrics: GatewayMetrics) {
     super(retain, now)
     this.#metrics = metrics
   }

@@ -1,13 +1,16 @@
 import type { Logger } from 'pino'
-import type { LeasedWebhook, Store, TransactionRecord, WebhookFailure } from '../../store/index.ts'
+import type { FeedItem, FeedPosition, LeasedWebhook, Store, WebhookFailure } from '../../store/index.ts'
 import type { GatewayConfig } from '../config.ts'
 import { eventNameOf, eventOf } from '../events/event-hub.ts'
-import { postBatch, type PostResult } from './post-batch.ts'
+import { DestinationPolicy } from './destination-policy.ts'
+import { postAgents, postBatch, type PostResult } from './post-batch.ts'
 import { webhookHeaders } from './signature.ts'
 
 export interface WebhookDeliveryDeps {
   store: Store
   settings: GatewayConfig['webhooks']
+  /** VGW_EVENT_PAYLOAD_MAX_BYTES, for webhooks that asked for payloads. */
+  payloadMaxBytes: number
   now: () => number
   newId: () => string
   logger: Logger
@@ -16,7 +19,8 @@ export interface WebhookDeliveryDeps {
 interface Batch {
   end: LeasedWebhook['cursor']
   deliveryId: string
-  events: Array<Record<string, unknown>>
+  /** Each event's JSON, serialised once: the body is built from these. */
+  events: string[]
 }
 
 const MAX_BACKOFF_MS = 300_000
@@ -24,6 +28,8 @@ const MAX_BACKOFF_MS = 300_000
 const WAKE_SPACING_MS = 25
 // A range is at most one batch; the largest batch setting bounds every re-read.
 const RANGE_CAP = 1000
+// The body's bytes besides its events: the webhook and delivery ids and the JSON around them.
+const BODY_OVERHEAD = 128
 
 /**
  * Delivers every webhook's batches (README, "Webhooks"). A gateway leases a due webhook, delivers
@@ -35,6 +41,8 @@ export class WebhookDelivery {
   readonly #deps: WebhookDeliveryDeps
   readonly #inFlight = new Map<string, Promise<void>>()
   readonly #stop = new AbortController()
+  readonly #policy: DestinationPolicy
+  readonly #agents = postAgents()
   #timer: NodeJS.Timeout | null = null
   #wakeTimer: NodeJS.Timeout | null = null
   #lastWake = 0
@@ -42,6 +50,7 @@ export class WebhookDelivery {
 
   constructor (deps: WebhookDeliveryDeps) {
     this.#deps = deps
+    this.#policy = new DestinationPolicy(deps.settings.allow)
   }
 
   get #leaseMs (): number {
@@ -73,6 +82,8 @@ export class WebhookDelivery {
     this.#wakeTimer = null
     this.#stop.abort()
     await Promise.allSettled([...this.#inFlight.values()])
+    this.#agents.http.destroy()
+    this.#agents.https.destroy()
   }
 
   #tick (wake: boolean): void {
@@ -122,39 +133,69 @@ export class WebhookDelivery {
     const { store, settings, now, newId } = this.#deps
     for (;;) {
       if (w.batch !== null) {
-        const events = this.#events(w, await store.webhooks.readRange(w.cursor, w.batch.end, RANGE_CAP))
+        const events = this.#events(w, await store.webhooks.readRange(w.cursor, w.batch.end, RANGE_CAP, this.#payloadMax(w)))
         if (events.length > 0) return { end: w.batch.end, deliveryId: w.batch.deliveryId, events }
         if (!await store.webhooks.advance(w, w.batch.end, new Date(now()), new Date(now() + this.#leaseMs))) return 'lost'
         w.cursor = w.batch.end
         w.batch = null
       }
-      const page = await store.feed.read({ after: w.cursor, limit: settings.batchSize })
+      const payloadMaxBytes = this.#payloadMax(w)
+      const page = await store.feed.read({ after: w.cursor, limit: settings.batchSize, ...(payloadMaxBytes !== undefined ? { payloadMaxBytes } : {}) })
       if (page.items.length === 0) {
         const caughtUp = await store.webhooks.advance(w, page.next, new Date(now() + settings.pollMs), null)
         return caughtUp ? 'caught-up' : 'lost'
       }
-      const events = this.#events(w, page.items)
+      const { events, end } = this.#cut(w, page.items, page.next)
       if (events.length === 0) {
         if (!await store.webhooks.advance(w, page.next, new Date(now()), new Date(now() + this.#leaseMs))) return 'lost'
         w.cursor = page.next
         continue
       }
-      const batch = { end: page.next, deliveryId: newId(), attempts: 0, firstAttemptAt: new Date(now()), lastError: null }
+      const batch = { end, deliveryId: newId(), attempts: 0, firstAttemptAt: new Date(now()), lastError: null }
       if (!await store.webhooks.startBatch(w, { end: batch.end, deliveryId: batch.deliveryId, at: batch.firstAttemptAt })) return 'lost'
       w.batch = batch
       return { end: batch.end, deliveryId: batch.deliveryId, events }
     }
   }
 
-  #events (w: LeasedWebhook, records: TransactionRecord[]): Array<Record<string, unknown>> {
-    const wanted = w.events.length === 0 ? null : new Set(w.events)
-    return records.filter((r) => wanted === null || wanted.has(eventNameOf(r))).map(eventOf)
+  #payloadMax (w: LeasedWebhook): number | undefined {
+    return w.includePayload ? this.#deps.payloadMaxBytes : undefined
   }
 
-  async #post (w: LeasedWebhook, deliveryId: string, events: Array<Record<string, unknown>>): Promise<PostResult> {
-    const body = JSON.stringify({ webhookId: w.id, deliveryId, events })
+  #events (w: LeasedWebhook, records: FeedItem[]): string[] {
+    const wanted = w.events.length === 0 ? null : new Set(w.events)
+    return records.filter((r) => wanted === null || wanted.has(eventNameOf(r))).map((r) => JSON.stringify(eventOf(r, this.#payloadMax(w))))
+  }
+
+  /**
+   * A new batch cut from a feed page: its events while the body stays within VGW_WEBHOOK_BATCH_MAX_BYTES
+   * (one event at least), and where it ends: after the last record it took, or the page's end.
+   * A retry re-reads exactly this range, so it sends the same events.
+   */
+  #cut (w: LeasedWebhook, records: FeedItem[], pageEnd: FeedPosition): { events: string[], end: FeedPosition } {
+    const wanted = w.events.length === 0 ? null : new Set(w.events)
+    const events: string[] = []
+    let bytes = BODY_OVERHEAD
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i] as FeedItem
+      if (wanted !== null && !wanted.has(eventNameOf(r))) continue
+      const json = JSON.stringify(eventOf(r, this.#payloadMax(w)))
+      const size = Buffer.byteLength(json) + 1
+      if (events.length > 0 && bytes + size > this.#deps.settings.batchMaxBytes) {
+        const before = records[i - 1] as FeedItem
+        return { events, end: { xid: before.xid ?? pageEnd.xid, id: before.id } }
+      }
+      events.push(json)
+      bytes += size
+    }
+    return { events, end: pageEnd }
+  }
+
+  async #post (w: LeasedWebhook, deliveryId: string, events: string[]): Promise<PostResult> {
+    // The same bytes as JSON.stringify({webhookId, deliveryId, events}), without serialising the events again.
+    const body = `{"webhookId":${JSON.stringify(w.id)},"deliveryId":${JSON.stringify(deliveryId)},"events":[${events.join(',')}]}`
     const headers = webhookHeaders(w, deliveryId, body, this.#deps.now())
-    return await postBatch(w.url, body, headers, this.#deps.settings.timeoutMs, this.#stop.signal)
+    return await postBatch(w.url, body, headers, { timeoutMs: this.#deps.settings.timeoutMs, stop: this.#stop.signal, policy: this.#policy, agents: this.#agents })
   }
 
   /** Exponential backoff until the retry period is over; then the batch is a dead letter and the webhook goes on. */
@@ -179,7 +220,7 @@ export class WebhookDelivery {
     const { store } = this.#deps
     const failure: WebhookFailure | null = await store.webhooks.nextReplay(w.id)
     if (failure === null) return
-    const events = this.#events(w, await store.webhooks.readRange(failure.from, failure.to, RANGE_CAP))
+    const events = this.#events(w, await store.webhooks.readRange(failure.from, failure.to, RANGE_CAP, this.#payloadMax(w)))
     const result: PostResult = events.length === 0 ? { ok: true } : await this.#post(w, failure.deliveryId, events)
     await store.webhooks.replayed(failure.id, result.ok ? { ok: true, at: new Date(this.#deps.now()) } : result)
   }

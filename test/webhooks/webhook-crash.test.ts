@@ -37,6 +37,8 @@ t.test('a gateway SIGKILLed mid-delivery: another delivers the batch again, with
   const env = gatewayEnv(pki.paths, {
     DATABASE_URL: await testDatabaseUrl(t),
     VGW_DATA_DIR: dataDir,
+    // The receiver listens on 127.0.0.1, which the destination policy refuses unless it is allowed.
+    VGW_WEBHOOK_ALLOW: '127.0.0.1/32',
     VGW_WEBHOOK_POLL_MS: '50',
     VGW_WEBHOOK_BACKOFF_MS: '50',
     VGW_WEBHOOK_BATCH_SIZE: '10',

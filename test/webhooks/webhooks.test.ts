@@ -7,8 +7,10 @@ const A = 'WVWZZZ1JZXW000410'
 const B = 'WVWZZZ1JZXW000411'
 const C = 'WVWZZZ1JZXW000412'
 const SECRET = 'a-webhook-secret-of-some-length'
+// The receivers listen on 127.0.0.1, which the destination policy refuses unless it is allowed.
+const LOCAL = { VGW_WEBHOOK_ALLOW: '127.0.0.1/32' }
 // Short waits, so that retries and dead letters happen within a test.
-const FAST = { VGW_WEBHOOK_POLL_MS: '50', VGW_WEBHOOK_BACKOFF_MS: '50', VGW_WEBHOOK_TIMEOUT_MS: '700' }
+const FAST = { ...LOCAL, VGW_WEBHOOK_POLL_MS: '50', VGW_WEBHOOK_BACKOFF_MS: '50', VGW_WEBHOOK_TIMEOUT_MS: '700' }
 
 interface WebhookBody { id: string, secret?: string, cursor: string, delivery: { deliveryId: string, attempts: number } | null, failureCount?: number }
 interface FailureBody { id: string, deliveryId: string, eventCount: number, attempts: number, lastError: string | null, replayedAt: string | null }
@@ -42,7 +44,7 @@ function firstArrivals (ids: string[]): string[] {
 }
 
 t.test('webhooks: admin only, validated, listed without their secret, deleted', async (t) => {
-  const gw = await startTestGateway(t)
+  const gw = await startTestGateway(t, LOCAL)
   const reader = await gw.store.apiKeys.create('reader', ['stream:read'], 'test')
   const post = async (body: unknown, key?: string): Promise<{ status: number, body: unknown }> =>
     await gw.api('/v1/webhooks', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), ...(key !== undefined ? { key } : {}) })
@@ -122,7 +124,7 @@ t.test('a batch not delivered within the retry period becomes a dead letter; the
   }
   t.equal(dead.reduce((n, f) => n + f.eventCount, 0), 3, `the three uplinks are in ${dead.length} dead letter(s)`)
   t.ok(dead.every((f) => f.attempts >= 2), 'each was retried before it was given up')
-  t.ok(dead.every((f) => f.lastError === 'HTTP 500'), 'each shows its last error')
+  t.ok(dead.every((f) => f.lastError === 'http_status 500'), 'each shows its last error')
 
   failing = false
   const later = await uplinks(gw, C, 2)

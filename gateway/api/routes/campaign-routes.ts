@@ -17,6 +17,8 @@ export interface CampaignRoutesDeps {
   newId: () => string
   /** Vehicles one campaign may name, whether listed or resolved from a market; past it 413 GW_ERR_TOO_MANY_RECIPIENTS. */
   maxRecipients: number
+  /** Bytes one campaign may write (its envelope's size times its recipients); past it 413 GW_ERR_CAMPAIGN_TOO_LARGE. */
+  maxBytes: number
 }
 
 type CampaignBody = MessageInput & { vins?: string[], market?: string }
@@ -29,7 +31,8 @@ export async function campaignRoutes (app: FastifyInstance, deps: CampaignRoutes
     schema: {
       summary: 'Send one message to each vehicle of a list or of a market',
       description: 'Give exactly one of `vins` or `market`. Messages are created set-based in one transaction; unknown VINs are skipped and listed. ' +
-        'A list of more than VGW_CAMPAIGN_MAX_RECIPIENTS distinct VINs, or a market with more vehicles than that, is refused with 413 GW_ERR_TOO_MANY_RECIPIENTS.',
+        'A list of more than VGW_CAMPAIGN_MAX_RECIPIENTS distinct VINs, or a market with more vehicles than that, is refused with 413 GW_ERR_TOO_MANY_RECIPIENTS; ' +
+        'one whose envelope size times its recipients exceeds VGW_CAMPAIGN_MAX_BYTES with 413 GW_ERR_CAMPAIGN_TOO_LARGE.',
       body: {
         type: 'object',
         required: ['type', 'payload'],
@@ -49,13 +52,20 @@ export async function campaignRoutes (app: FastifyInstance, deps: CampaignRoutes
     const named = vins !== undefined ? new Set(vins).size : 0
     if (named > deps.maxRecipients) throw new GatewayError('GW_ERR_TOO_MANY_RECIPIENTS', `body.vins names ${named} vehicles; a campaign may name ${deps.maxRecipients} at most`)
     const m = parseMessage(input, deps.limits, deps.defaultTtlSeconds)
+    // Each recipient gets a row holding the payload and an envelope of this size: the campaign's bytes are bounded before anything is written.
+    const maxRecipientsForBytes = Math.floor(deps.maxBytes / m.envelopeBytes)
+    if (named > maxRecipientsForBytes) {
+      throw new GatewayError('GW_ERR_CAMPAIGN_TOO_LARGE', `body.vins names ${named} vehicles and the message's envelope is ${m.envelopeBytes} bytes: ` +
+        `${named * m.envelopeBytes} bytes, more than the ${deps.maxBytes} one campaign may write (VGW_CAMPAIGN_MAX_BYTES)`)
+    }
     const created = await deps.store.campaigns.create({
       id: deps.newId(),
       apiKeyId: request.apiKey?.id ?? null,
       target: vins !== undefined ? { vins } : { market: market as string },
       ...m,
       createdAt: new Date(deps.now()),
-      maxRecipients: deps.maxRecipients
+      maxRecipients: deps.maxRecipients,
+      maxRecipientsForBytes
     })
     await deps.store.lifecycle.audit(actorOf(request), 'campaign.create',
       { campaignId: created.id, type: m.type, target: vins !== undefined ? { vins: named } : { market }, messageCount: created.messageCount })

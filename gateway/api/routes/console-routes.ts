@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -38,6 +39,28 @@ function load (file: string): Asset {
   return { type: TYPES[path.extname(file)] ?? 'application/octet-stream', body, gzip: zlib.gzipSync(body, { level: 9 }) }
 }
 
+/**
+ * The console's Content-Security-Policy: scripts only from the gateway itself plus the inline import
+ * map, by its hash; API calls and the stream only to the gateway (connect-src 'self' covers ws: of the
+ * same host); forms only to the gateway; no framing, no <base>, no plugins. A crafted URL or an
+ * injected element can then neither load script nor send the operator's key anywhere else.
+ */
+export function consolePolicy (indexHtml: string): string {
+  const inline = [...indexHtml.matchAll(/<script(?![^>]*\bsrc=)[^>]*>([\s\S]*?)<\/script>/g)]
+    .map((m) => `'sha256-${createHash('sha256').update(m[1] ?? '').digest('base64')}'`)
+  return [
+    "default-src 'none'",
+    `script-src 'self' ${inline.join(' ')}`.trim(),
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "connect-src 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
+    "object-src 'none'"
+  ].join('; ')
+}
+
 async function send (request: FastifyRequest, reply: FastifyReply, asset: Asset): Promise<FastifyReply> {
   const gzip = /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''))
   reply.header('cache-control', 'no-cache').header('x-content-type-options', 'nosniff').header('vary', 'accept-encoding').type(asset.type)
@@ -49,6 +72,9 @@ export async function consoleRoutes (app: FastifyInstance): Promise<void> {
   // Read once at start: the console is part of the release, like the code.
   const assets = new Map([...assetFiles()].map(([name, file]) => [name, load(file)]))
   const index = load(path.join(CONSOLE_DIR, 'index.html'))
+  const policy = consolePolicy(index.body.toString('utf8'))
+  // Every console response carries the policy, the page and its assets alike (this plugin's routes only).
+  app.addHook('onRequest', async (_request, reply) => { reply.header('content-security-policy', policy) })
   const page = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     // The page is not to be framed (clickjacking) and sends no referrer with the key's views.
     reply.header('x-frame-options', 'DENY').header('referrer-policy', 'no-referrer')

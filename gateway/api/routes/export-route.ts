@@ -12,6 +12,13 @@ export interface ExportLimits {
   maxConcurrent: number
   /** What a refused client is told to wait (Retry-After). */
   retryAfterSeconds?: number
+  /**
+   * An export waiting for a client that took fewer bytes than this per second, averaged over
+   * `rateWindowMs`, fails (VGW_EXPORT_MIN_BYTES_PER_S; 0: not checked), so a slow reader cannot hold a slot for good.
+   */
+  minBytesPerSecond?: number
+  /** The window of that average, and the grace before the first check (VGW_EXPORT_RATE_WINDOW_MS). */
+  rateWindowMs?: number
 }
 
 export interface ExportRouteDeps {
@@ -21,7 +28,7 @@ export interface ExportRouteDeps {
 }
 
 /** The export pool's default size: refusing beyond it means no export ever waits for a connection. */
-const DEFAULT_LIMITS = { maxConcurrent: 2, retryAfterSeconds: 10 }
+const DEFAULT_LIMITS = { maxConcurrent: 2, retryAfterSeconds: 10, minBytesPerSecond: 64 * 1024, rateWindowMs: 30_000 }
 /** Lines are sent in writes of about this size rather than one write per record. */
 const WRITE_BYTES = 64 * 1024
 /** How long the error line of a failed export may take to leave before the socket is cut anyway. */
@@ -69,7 +76,7 @@ export function exportRoute (app: FastifyInstance, deps: ExportRouteDeps): void 
     running.add(stop)
     try {
       const actor = actorOf(request)
-      await streamExport(deps.store, request, reply, { vin: request.params.vin, from, to, actor, now: deps.now, signal: stop.signal }, stop)
+      await streamExport(deps.store, request, reply, { vin: request.params.vin, from, to, actor, now: deps.now, signal: stop.signal }, stop, limits)
     } finally {
       running.delete(stop)
     }
@@ -81,6 +88,10 @@ export function exportRoute (app: FastifyInstance, deps: ExportRouteDeps): void 
 class ResponseWriter {
   #buffer = ''
   #started = false
+  /** Bytes handed to the socket so far. */
+  written = 0
+  /** Whether the export is waiting for the client to take what was written (backpressure). */
+  waiting = false
   readonly #reply: FastifyReply
   readonly #signal: AbortSignal
 
@@ -97,15 +108,29 @@ class ResponseWriter {
     return this.#reply.raw
   }
 
+  /** Lines handed to the writer: written, or in the buffer that a failure's ending still writes. */
+  lines = 0
+
   async line (line: string): Promise<void> {
     this.#buffer += line
+    this.lines++
     if (this.#buffer.length >= WRITE_BYTES) await this.flush()
   }
 
   async flush (): Promise<void> {
     if (!this.#started) this.#start()
+    if (this.#buffer === '') return
+    // Checked before the buffer is taken, so that a stopped export's last lines stay for its ending to write.
+    this.#signal.throwIfAborted()
+    if (this.res.destroyed) throw new Error('the output was closed')
     const chunk = this.take()
-    if (chunk !== '') await writeChunk(this.res, chunk, AbortSignal.any([this.#signal, AbortSignal.timeout(CLIENT_STALL_MS)]))
+    this.written += Buffer.byteLength(chunk)
+    this.waiting = true
+    try {
+      await writeChunk(this.res, chunk, AbortSignal.any([this.#signal, AbortSignal.timeout(CLIENT_STALL_MS)]))
+    } finally {
+      this.waiting = false
+    }
   }
 
   /** The lines not yet written. */
@@ -125,22 +150,43 @@ class ResponseWriter {
   }
 }
 
-async function streamExport (store: Store, request: FastifyRequest, reply: FastifyReply, req: ExportRequest, stop: AbortController): Promise<void> {
+/**
+ * Fails an export whose client reads too slowly: at the end of each window (the first is the
+ * grace), an export that is waiting for its client and wrote less than the minimum rate's worth
+ * in that window is stopped. An export held back by the database (not waiting for the client) is
+ * never stopped by this: only the client's own pace counts.
+ */
+function watchClientRate (out: ResponseWriter, stop: AbortController, limits: Required<ExportLimits>): () => void {
+  if (limits.minBytesPerSecond === 0) return () => {}
+  const least = limits.minBytesPerSecond * limits.rateWindowMs / 1000
+  let before = 0
+  const timer = setInterval(() => {
+    const taken = out.written - before
+    before = out.written
+    if (out.waiting && taken < least) {
+      stop.abort(new GatewayError('GW_ERR_EXPORT_FAILED', `the client read ${Math.round(taken * 1000 / limits.rateWindowMs)} bytes/s over the last ${limits.rateWindowMs / 1000} s, ` +
+        `below the ${limits.minBytesPerSecond} bytes/s an export needs (VGW_EXPORT_MIN_BYTES_PER_S)`))
+    }
+  }, limits.rateWindowMs)
+  return () => clearInterval(timer)
+}
+
+async function streamExport (store: Store, request: FastifyRequest, reply: FastifyReply, req: ExportRequest, stop: AbortController, limits: Required<ExportLimits>): Promise<void> {
   const out = new ResponseWriter(reply, stop.signal)
   const onClose = (): void => { if (!out.res.writableFinished) stop.abort(CLIENT_GONE) }
   out.res.on('close', onClose)
-  let lines = 0
+  const unwatch = watchClientRate(out, stop, limits)
   try {
-    const manifest = await produceExport(store, req, async (line) => {
-      await out.line(line)
-      lines++
-    }, EXPORT_FILE)
+    const manifest = await produceExport(store, req, async (line) => await out.line(line), EXPORT_FILE)
     await out.flush()
     out.res.end(JSON.stringify({ manifest }) + '\n')
   } catch (err) {
     if (!out.started) throw err
-    await fail(out, request.log, err, { vin: req.vin, lines }, stop.signal)
+    // The cursor is closed and its connection returned by now: the slot is freed at once, while the
+    // error line still goes out (for at most FAIL_FLUSH_MS) to a client that may be slow to take it.
+    void fail(out, request.log, err, { vin: req.vin, lines: out.lines }, stop.signal)
   } finally {
+    unwatch()
     out.res.off('close', onClose)
   }
 }
@@ -156,7 +202,10 @@ async function fail (out: ResponseWriter, log: FastifyBaseLogger, err: unknown, 
     out.res.destroy()
     return
   }
-  const reason = err instanceof Error && err.name === 'TimeoutError' ? `the client read nothing for ${CLIENT_STALL_MS / 1000} s` : failureReason(err)
+  // A stop of the gateway's own (shutdown, a client too slow) says why through its reason, not the abort it caused.
+  const reason = signal.aborted && signal.reason instanceof GatewayError
+    ? failureReason(signal.reason)
+    : err instanceof Error && err.name === 'TimeoutError' ? `the client read nothing for ${CLIENT_STALL_MS / 1000} s` : failureReason(err)
   log.error({ err, ...ctx }, `legal export failed part-way after ${ctx.lines} records: ${reason}; the response ends with a GW_ERR_EXPORT_FAILED line and no terminating chunk`)
   const line = out.take() + JSON.stringify({ error: { code: 'GW_ERR_EXPORT_FAILED', message: `the export failed after ${ctx.lines} records and is incomplete: ${reason}`, records: ctx.lines } }) + '\n'
   await new Promise<void>((resolve) => {

@@ -1,9 +1,13 @@
 import type { FastifyInstance } from 'fastify'
-import { decodeFeedCursor, encodeFeedCursor, type Store } from '../../../store/index.ts'
+import { decodeFeedCursor, encodeFeedCursor, type FeedPage, type Store } from '../../../store/index.ts'
 import { eventOf } from '../../events/event-hub.ts'
 
 export interface FeedRoutesDeps {
   store: Store
+  /** VGW_PAGE_MAX_BYTES: a page ends before its items pass this many bytes (it holds one item at least). */
+  pageMaxBytes: number
+  /** VGW_EVENT_PAYLOAD_MAX_BYTES: with include=payload, envelopes up to this size carry their payload. */
+  payloadMaxBytes: number
 }
 
 interface FeedQuerystring {
@@ -12,6 +16,7 @@ interface FeedQuerystring {
   kind?: string
   type?: string
   limit?: number
+  include?: 'payload'
   token?: string
 }
 
@@ -32,19 +37,42 @@ export async function feedRoutes (app: FastifyInstance, deps: FeedRoutesDeps): P
           kind: { type: 'string', maxLength: 32 },
           type: { type: 'string', maxLength: 128 },
           limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+          include: { type: 'string', enum: ['payload'], description: 'payload: each event carries payloadBase64 when its envelope is at most VGW_EVENT_PAYLOAD_MAX_BYTES (else payloadOmitted: true)' },
           token: { type: 'string' }
         }
       }
     }
-  }, async (request) => {
+  }, async (request, reply) => {
     const q = request.query
     const page = await deps.store.feed.read({
       after: q.after === undefined ? null : decodeFeedCursor(q.after),
       limit: q.limit ?? 100,
       ...(q.vin !== undefined ? { vin: q.vin } : {}),
       ...(q.kind !== undefined ? { kind: q.kind } : {}),
-      ...(q.type !== undefined ? { type: q.type } : {})
+      ...(q.type !== undefined ? { type: q.type } : {}),
+      ...(q.include === 'payload' ? { payloadMaxBytes: deps.payloadMaxBytes } : {})
     })
-    return { items: page.items.map(eventOf), nextCursor: encodeFeedCursor(page.next), more: page.more }
+    return await reply.type('application/json; charset=utf-8').send(pageBody(page, deps.pageMaxBytes, q.include === 'payload' ? deps.payloadMaxBytes : undefined))
   })
+}
+
+/**
+ * The page's JSON, each event serialised once: items are added while the body stays within
+ * `maxBytes` (one at least); a page cut short names the last item it holds as its cursor and says `more`.
+ */
+function pageBody (page: FeedPage, maxBytes: number, payloadMaxBytes: number | undefined): string {
+  const parts: string[] = []
+  let bytes = 64
+  let last: FeedPage['items'][number] | null = null
+  for (const item of page.items) {
+    const json = JSON.stringify(eventOf(item, payloadMaxBytes))
+    const size = Buffer.byteLength(json) + 1
+    if (parts.length > 0 && bytes + size > maxBytes) break
+    parts.push(json)
+    bytes += size
+    last = item
+  }
+  const cut = last !== null && parts.length < page.items.length
+  const next = last !== null && cut ? encodeFeedCursor({ xid: last.xid ?? page.next.xid, id: last.id }) : encodeFeedCursor(page.next)
+  return `{"items":[${parts.join(',')}],"nextCursor":${JSON.stringify(next)},"more":${String(cut || page.more)}}`
 }

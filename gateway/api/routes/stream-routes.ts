@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { GatewayError } from '../../../protocol/index.ts'
 import { decodeFeedCursor, type FeedRepository } from '../../../store/index.ts'
-import type { EventHub, StreamFilter } from '../../events/event-hub.ts'
+import { withPayload, type EventHub, type StreamFilter } from '../../events/event-hub.ts'
 import { replayFromLog } from '../../events/log-replay.ts'
 import { Heartbeat, StreamSession } from '../stream-session.ts'
 
@@ -9,6 +9,8 @@ export interface StreamRoutesDeps {
   hub: EventHub
   /** The durable feed, for `since=` with an event's cursor. */
   feed: FeedRepository
+  /** VGW_EVENT_PAYLOAD_MAX_BYTES: with include=payload, envelopes up to this size carry their payload. */
+  payloadMaxBytes: number
   /** Streams open at once per API key; the next is refused with GW_ERR_STREAM_LIMIT. */
   maxPerKey: number
   /** Ping interval; a stream that misses a pong by the next ping is terminated. */
@@ -24,7 +26,7 @@ export async function streamRoutes (app: FastifyInstance, deps: StreamRoutesDeps
   app.addHook('onClose', async () => heartbeat.stop())
   const full = (keyId: string): boolean => (openPerKey.get(keyId) ?? 0) >= deps.maxPerKey
   const refusal = (): string => `this API key already has ${deps.maxPerKey} streams open, the most allowed`
-  app.get<{ Querystring: { vin?: string, kind?: string, type?: string, since?: string, token?: string } }>('/v1/stream', {
+  app.get<{ Querystring: { vin?: string, kind?: string, type?: string, since?: string, include?: 'payload', token?: string } }>('/v1/stream', {
     websocket: true,
     config: { scope: 'stream:read' },
     // Refused before the upgrade, as a plain 429, while the key has its most streams open.
@@ -47,6 +49,7 @@ export async function streamRoutes (app: FastifyInstance, deps: StreamRoutesDeps
           kind: { type: 'string' },
           type: { type: 'string' },
           since: { type: 'string', maxLength: 200, description: 'an event\'s seq (this gateway\'s memory) or its cursor (the log)' },
+          include: { type: 'string', enum: ['payload'], description: 'payload: events carry payloadBase64 when their envelope is at most VGW_EVENT_PAYLOAD_MAX_BYTES' },
           token: { type: 'string' }
         }
       }
@@ -72,16 +75,17 @@ export async function streamRoutes (app: FastifyInstance, deps: StreamRoutesDeps
       ...(q.type !== undefined ? { type: q.type } : {})
     }
     // Replay and subscribe in the same tick, so that no event falls between them; live events wait behind the replay.
-    const unsubscribe = deps.hub.subscribe(filter, (e) => session.send(e))
+    const payload = q.include === 'payload'
+    const unsubscribe = deps.hub.subscribe(filter, (e, data, fields) => session.send(e, payload ? withPayload(data, fields) : data))
     session.onEnd(unsubscribe)
     if (q.since !== undefined && /^\d{1,19}$/.test(q.since)) {
       const since = Number(q.since)
-      const { events, gap, oldestSeq } = deps.hub.replay(since, filter)
+      const { events, gap, oldestSeq } = deps.hub.replay(since, filter, payload)
       const first = gap ? [{ event: 'gap', since, oldestSeq, message: 'events after since are no longer retained here; resume with an event\'s cursor, or read GET /v1/events' }] : []
       void session.replay([[...first, ...events]])
     } else if (q.since !== undefined) {
       // A cursor: resume from the log, then go on live without repeating what the replay carried.
-      const replay = replayFromLog(deps.feed, decodeFeedCursor(q.since), filter)
+      const replay = replayFromLog(deps.feed, decodeFeedCursor(q.since), filter, payload ? deps.payloadMaxBytes : undefined)
       session.replay(replay.pages, replay.alreadySent).catch((err: unknown) => {
         request.log.warn({ err }, 'stream resume from the log failed; closing the stream')
         socket.close(1011, 'resume failed')

@@ -3,11 +3,14 @@ import type { FastifyInstance } from 'fastify'
 import { GatewayError, isUuid } from '../../../protocol/index.ts'
 import { decodeFeedCursor, encodeFeedCursor, type Store, type Webhook, type WebhookFailure } from '../../../store/index.ts'
 import { EVENT_NAMES } from '../../events/event-hub.ts'
+import { DestinationPolicy } from '../../webhooks/destination-policy.ts'
 
 export interface WebhookRoutesDeps {
   store: Store
   now: () => number
   newId: () => string
+  /** VGW_WEBHOOK_ALLOW: internal destinations allowed all the same. */
+  allow: readonly string[]
 }
 
 interface WebhookBody {
@@ -15,6 +18,7 @@ interface WebhookBody {
   events?: string[]
   secret?: string
   after?: string
+  payload?: boolean
 }
 
 // campaign.created is a stream notice, not a log row: the feed, and so a webhook, never carries it.
@@ -26,6 +30,7 @@ function webhookView (w: Webhook): Record<string, unknown> {
     id: w.id,
     url: w.url,
     events: w.events,
+    payload: w.includePayload,
     createdAt: w.createdAt.toISOString(),
     cursor: encodeFeedCursor(w.cursor),
     delivery: w.batch === null
@@ -62,6 +67,7 @@ async function existing (store: Store, id: string): Promise<Webhook> {
 
 /** Webhooks (README, "Webhooks"): each delivers the feed's events to one URL, signed, retried, dead-lettered. */
 export async function webhookRoutes (app: FastifyInstance, deps: WebhookRoutesDeps): Promise<void> {
+  const destinations = new DestinationPolicy(deps.allow)
   app.post<{ Body: WebhookBody }>('/v1/webhooks', {
     config: { scope: 'admin' },
     schema: {
@@ -76,18 +82,23 @@ export async function webhookRoutes (app: FastifyInstance, deps: WebhookRoutesDe
           url: { type: 'string', maxLength: 2048, pattern: '^https?://' },
           events: { type: 'array', maxItems: WEBHOOK_EVENTS.length, uniqueItems: true, items: { type: 'string', enum: WEBHOOK_EVENTS } },
           secret: { type: 'string', minLength: 16, maxLength: 256 },
-          after: { type: 'string', maxLength: 200 }
+          after: { type: 'string', maxLength: 200 },
+          payload: { type: 'boolean', default: false, description: 'events carry payloadBase64 when their envelope is at most VGW_EVENT_PAYLOAD_MAX_BYTES (else payloadOmitted: true)' }
         }
       }
     }
   }, async (request, reply) => {
     const body = request.body
     if (!URL.canParse(body.url)) throw new GatewayError('GW_ERR_VALIDATION', 'body.url is not a URL')
+    // A literal address is refused here; a host name is checked on every address it resolves to, when connecting.
+    const refused = destinations.refusedLiteral(new URL(body.url))
+    if (refused !== null) throw new GatewayError('GW_ERR_WEBHOOK_DESTINATION_FORBIDDEN', `body.url: ${refused}`)
     const secret = body.secret ?? randomBytes(32).toString('base64url')
     const created = await deps.store.webhooks.create({
       id: deps.newId(),
       url: body.url,
       events: body.events ?? [],
+      includePayload: body.payload === true,
       secret,
       createdAt: new Date(deps.now()),
       after: body.after === undefined ? null : decodeFeedCursor(body.after)
