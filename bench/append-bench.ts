@@ -9,7 +9,10 @@
 // postmaster's and its children's from /proc (so use the embedded server: without DATABASE_URL
 // one is started for the run, and nothing else shares it). Run it under
 // `flock /tmp/vgw-bench.lock`. Prints one JSON line.
+import { generateKeyPairSync } from 'node:crypto'
 import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import pg from 'pg'
 import pino from 'pino'
 import { v7 as uuidv7 } from 'uuid'
@@ -20,6 +23,8 @@ import { CommitBatcher } from '../gateway/commit-batcher.ts'
 import { acceptedUplink, type RecordContext } from '../gateway/edge/records.ts'
 import type { DeviceIdentity } from '../gateway/edge/device-identity.ts'
 import { benchDatabase } from './bench-database.ts'
+import { Ledger } from '../gateway/ledger/ledger.ts'
+import { signerFromKey } from '../gateway/ledger/checkpoint-signer.ts'
 import { copyAppend } from './append-copy.ts'
 
 const rows = Number(process.argv[2] ?? 200_000)
@@ -78,6 +83,20 @@ const postmaster = Number(fs.readFileSync(`/proc/${backend}/stat`, 'utf8').split
 await probe.end()
 
 const logger = pino({ level: 'warn' })
+// The write-time ledger as the gateway runs it (#19): batches, blocks, signed checkpoints to a temporary
+// directory. APPEND_BENCH_LEDGER=0 leaves it out (PostgreSQL still computes the leaves in the statement).
+const ledgerDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vgw-append-ledger-'))
+const ledger = process.env.APPEND_BENCH_LEDGER === '0'
+  ? null
+  : new Ledger({
+    store,
+    signer: signerFromKey('vgw-ledger', generateKeyPairSync('ed25519').privateKey),
+    settings: { checkpointDir: ledgerDir, checkpointIntervalMs: 10_000, flushIntervalMs: 200 },
+    epoch: newUuidV7(),
+    gateway: 'append-bench',
+    logger
+  })
+await ledger?.start()
 let counter = 0
 // The gateway's id source (pooled random bytes), as build-gateway.ts uses it.
 const ctx: RecordContext = { now: () => Date.now(), newId: newUuidV7 }
@@ -127,6 +146,8 @@ const pg0 = postgresCpuMs(postmaster)
 const t0 = performance.now()
 await Promise.all(fleet.map((who) => vehicle(who, startCount + rows)))
 await log.flush()
+// The ledger's batches and a checkpoint over them, inside the measured window.
+await ledger?.checkpoint()
 const seconds = (performance.now() - t0) / 1000
 const cpu = process.cpuUsage(cpu0)
 const pgMs = postgresCpuMs(postmaster) - pg0
@@ -155,5 +176,6 @@ console.log(JSON.stringify({
 }))
 await log.close()
 await copyPool.end()
+await ledger?.close()
 await store.close()
 await stop()
