@@ -52,6 +52,13 @@ function writeNote (file: string, note: string): void {
   }
 }
 
+/**
+ * Batches waiting for the database, at most (about 100 MB at 500 rows a batch). Past it the oldest
+ * are given up with an error line: their rows stay in the log, and `vgw log verify` names them as
+ * in no batch. Only a database that refuses the ledger's inserts for a long time gets there.
+ */
+const MAX_PENDING = 100_000
+
 /** Batches waiting to be stored, at most; past it the oldest wait in memory and a warning says so. */
 const MAX_FLUSH = 5000
 
@@ -115,6 +122,10 @@ export class Ledger {
       const seq = ++this.#seq
       this.#pending.push({ epoch: this.#deps.epoch, seq, xid, leafIds: group.map((r) => r.id), leaves: Buffer.concat(leaves), root })
     }
+    if (this.#pending.length > MAX_PENDING) {
+      const dropped = this.#pending.splice(0, this.#pending.length - MAX_PENDING)
+      this.#deps.logger.error({ batches: dropped.length, firstSeq: dropped[0]?.seq, lastSeq: dropped[dropped.length - 1]?.seq }, 'ledger: batches given up after the database refused them too long; their rows are in no batch')
+    }
     if (this.#pending.length >= MAX_FLUSH) void this.flush().catch(() => undefined)
   }
 
@@ -125,7 +136,10 @@ export class Ledger {
     const batch = this.#pending.slice(0, MAX_FLUSH)
     this.#flushing = (async () => {
       await this.#deps.store.ledger.appendBatches(batch)
-      this.#pending = this.#pending.slice(batch.length)
+      // By seq, not by count: batches given up meanwhile (MAX_PENDING) left the head of the queue.
+      const last = (batch[batch.length - 1] as LedgerBatchRow).seq
+      const rest = this.#pending.findIndex((b) => b.seq > last)
+      this.#pending = rest < 0 ? [] : this.#pending.slice(rest)
       for (const b of batch) this.#unblocked.push(batchHash({ seq: b.seq, xid: b.xid, count: b.leafIds.length, root: b.root }))
     })()
     try {
