@@ -257,8 +257,6 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       await Promise.race([Promise.all([log.flush(), transitions.flush()]), deadline])
       await edge.close()
       await Promise.all([log.close(), transitions.close()])
-      // After the last commits: their leaves are stored and a last checkpoint signed.
-      await ledger.close()
       // Responses still being written (an export ending as failed) get a moment; then what is left
       // is cut: a keep-alive connection that never sends another request would otherwise hold
       // close() until its keep-alive timeout (72 s).
@@ -266,6 +264,9 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       await httpClosed
       clearTimeout(cut)
       await webhooksStopped
+      // Last: every commit (vehicles, REST, expiry) is done, so its leaves are stored and signed.
+      await expiry.stopped()
+      await ledger.close()
       logger.info('gateway closed')
     }
   }

@@ -24,12 +24,14 @@ export interface LedgerBlock {
   prev: Buffer
   link: Buffer
   note: string
+  /** The database's time when stored: not signed, so only a hint (which blocks' rows a period checks). */
+  createdAt?: Date
 }
 
-interface BlockDbRow { epoch: string, block: string, first_seq: string, last_seq: string, root: Buffer, prev: Buffer, link: Buffer, note: string }
+interface BlockDbRow { epoch: string, block: string, first_seq: string, last_seq: string, root: Buffer, prev: Buffer, link: Buffer, note: string, created_at: Date }
 
-const toBlock = (r: BlockDbRow): LedgerBlock => ({
-  epoch: r.epoch, block: Number(r.block), firstSeq: Number(r.first_seq), lastSeq: Number(r.last_seq), root: r.root, prev: r.prev, link: r.link, note: r.note
+const toBlock = (r: BlockDbRow): LedgerBlock & { createdAt: Date } => ({
+  epoch: r.epoch, block: Number(r.block), firstSeq: Number(r.first_seq), lastSeq: Number(r.last_seq), root: r.root, prev: r.prev, link: r.link, note: r.note, createdAt: r.created_at
 })
 
 export interface LedgerBatch extends LedgerBatchRow {
@@ -102,16 +104,19 @@ export class LedgerRepository {
   }
 
   /** An epoch's blocks in order, from block `after` on (exclusive), at most `limit`. */
-  async blocks (epoch: string, after: number, limit: number): Promise<LedgerBlock[]> {
+  async blocks (epoch: string, after: number, limit: number): Promise<Array<LedgerBlock & { createdAt: Date }>> {
     const rows = await this.#run<BlockDbRow>(this.#pool, 'SELECT * FROM ledger_blocks WHERE epoch = $1 AND block > $2 ORDER BY block LIMIT $3', [epoch, after, limit])
     return rows.map(toBlock)
   }
 
-  /** Epochs with blocks created in [from, to). */
-  async epochs (from: Date, to: Date): Promise<string[]> {
-    const rows = await this.#run<{ epoch: string }>(this.#pool,
-      'SELECT DISTINCT epoch FROM ledger_blocks WHERE created_at >= $1 AND created_at < $2 ORDER BY epoch', [from, to])
-    return rows.map((r) => r.epoch)
+  /** Every epoch that has a block in the database. */
+  async epochsWithBlocks (): Promise<string[]> {
+    return (await this.#run<{ epoch: string }>(this.#pool, 'SELECT DISTINCT epoch FROM ledger_blocks ORDER BY epoch', [])).map((r) => r.epoch)
+  }
+
+  /** How many of the epoch's batches come after seq (not yet in a block). */
+  async batchCountAfter (epoch: string, seq: number): Promise<number> {
+    return (await this.#run<{ n: number }>(this.#pool, 'SELECT count(*)::int AS n FROM ledger_batches WHERE epoch = $1 AND seq > $2', [epoch, seq]))[0]?.n ?? 0
   }
 
   /** The batches that hold these transactions' rows. */
@@ -119,6 +124,13 @@ export class LedgerRepository {
     if (xids.length === 0) return []
     const rows = await this.#run<BatchDbRow>(this.#pool, `SELECT ${BATCH_COLUMNS} FROM ledger_batches WHERE xid = ANY($1::text[]::xid8[])`, [xids])
     return rows.map(toBatch)
+  }
+
+  /** What a block's tree needs of its batches (no leaves), seq `from` to `to` inclusive, in order. */
+  async batchHeads (epoch: string, from: number, to: number): Promise<Array<{ seq: number, xid: string, count: number, root: Buffer }>> {
+    const rows = await this.#run<{ seq: string, xid: string, count: number, root: Buffer }>(this.#pool,
+      'SELECT seq, xid::text AS xid, row_count AS count, root FROM ledger_batches WHERE epoch = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq', [epoch, from, to])
+    return rows.map((r) => ({ seq: Number(r.seq), xid: r.xid, count: r.count, root: r.root }))
   }
 
   /** An epoch's batches from seq `from` to `to`, inclusive, in order. */
@@ -134,12 +146,12 @@ export class LedgerRepository {
     return rows.map(fromRow)
   }
 
-  /** Log rows received in [from, to) whose transaction has no batch in the ledger. */
+  /** Log rows that occurred in [from, to) whose transaction has no batch in the ledger. */
   async rowsOutsideLedger (from: Date, to: Date, limit: number): Promise<TransactionRecord[]> {
     const rows = await this.#run<Row>(this.#pool,
       `SELECT t.*, t.xid::text AS xid FROM transactions t
-       WHERE t.received_at >= $1 AND t.received_at < $2 AND NOT EXISTS (SELECT 1 FROM ledger_batches b WHERE b.xid = t.xid)
-       ORDER BY t.received_at, t.id LIMIT $3`, [from, to, limit])
+       WHERE t.occurred_at >= $1 AND t.occurred_at < $2 AND NOT EXISTS (SELECT 1 FROM ledger_batches b WHERE b.xid = t.xid)
+       ORDER BY t.occurred_at, t.id LIMIT $3`, [from, to, limit])
     return rows.map(fromRow)
   }
 }

@@ -37,6 +37,11 @@ export class ExpiryJob {
     this.#timer = null
   }
 
+  /** Resolves once a pass that was running when stop() was called has ended (its rows committed or failed). */
+  async stopped (): Promise<void> {
+    await this.#running?.catch(() => undefined)
+  }
+
   /** One pass; returns how many messages expired. Overlapping calls share the pass in progress. */
   runOnce (): Promise<number> {
     this.#running ??= this.#pass().finally(() => { this.#running = null })

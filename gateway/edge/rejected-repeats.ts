@@ -10,12 +10,21 @@ export interface RejectedIdentity {
   derived: boolean
 }
 
+/** What identifies a PUBLISH as a retransmission [MQTT-3.3.1-1, MQTT-4.4.0-1]. */
+export interface PublishIdentity {
+  packetId: number | undefined
+  qos: number
+  dup: boolean
+}
+
 /**
  * Makes a retransmitted rejected uplink land on the same dedup key as its first copy (issue #19 D).
  * An accepted uplink's key is stable by itself (its created_at); a rejected one has no readable
  * created_at, often no readable message_id, so its time is when it first arrived. A vehicle resends
- * an unacknowledged PUBLISH with its original packet identifier [MQTT-4.4.0-1] and the same bytes:
- * (vin, packet id, bytes) is remembered for `ttlMs`, bounded to `max` entries, on this gateway.
+ * an unacknowledged QoS 1 PUBLISH with its original packet identifier and the DUP flag set
+ * [MQTT-3.3.1-1, MQTT-4.4.0-1]: such a copy of (vin, packet id, bytes) seen in the last `ttlMs`
+ * gets the first copy's identity. A QoS 0 PUBLISH, or one without DUP, is a new message even with
+ * the same bytes (clients that reuse one packet id send distinct messages). Bounded to `max` entries, per gateway.
  */
 export class RejectedRepeats {
   readonly #seen: LRUCache<string, RejectedIdentity>
@@ -26,15 +35,19 @@ export class RejectedRepeats {
     this.#seen = new LRUCache({ max: opts.max, ttl: opts.ttlMs, ttlAutopurge: false })
   }
 
-  identify (vin: string, packetId: number | undefined, raw: Uint8Array, readableId: string | null): RejectedIdentity {
-    const digest = createHash('sha256').update(vin).update('\n').update(String(packetId ?? '')).update('\n').update(raw).digest()
+  identify (vin: string, packet: PublishIdentity, raw: Uint8Array, readableId: string | null): RejectedIdentity {
+    const digest = createHash('sha256').update(vin).update('\n').update(String(packet.packetId ?? '')).update('\n').update(raw).digest()
     const key = digest.toString('base64')
-    const known = this.#seen.get(key)
-    if (known !== undefined) return known
+    if (packet.qos >= 1 && packet.dup) {
+      const known = this.#seen.get(key)
+      if (known !== undefined) return known
+    }
+    // A new message: its own time, and (unreadable) an id from the bytes and the moment it came.
+    const now = this.#now()
     const identity = readableId !== null
-      ? { messageId: readableId, occurredAt: new Date(this.#now()), derived: false }
-      : { messageId: uuidFromDigest(digest), occurredAt: new Date(this.#now()), derived: true }
-    this.#seen.set(key, identity)
+      ? { messageId: readableId, occurredAt: new Date(now), derived: false }
+      : { messageId: uuidFromDigest(createHash('sha256').update(digest).update(String(now)).digest()), occurredAt: new Date(now), derived: true }
+    if (packet.qos >= 1) this.#seen.set(key, identity)
     return identity
   }
 }

@@ -6,6 +6,7 @@ import type { CommitBatcher } from '../commit-batcher.ts'
 import type { DeviceIdentity } from './device-identity.ts'
 import type { SecurityRecorder } from './security-events.ts'
 import type { VehicleQuotas } from './vehicle-quota.ts'
+import type { PublishIdentity } from './rejected-repeats.ts'
 
 export interface UplinkGateDeps {
   log: CommitBatcher<TransactionRecord>
@@ -16,7 +17,7 @@ export interface UplinkGateDeps {
   security: SecurityRecorder
   logger: Logger
   /** The uplink path proper: resolves once the envelope's row has committed. */
-  handle: (who: DeviceIdentity, payload: Buffer, packetId: number | undefined) => Promise<void>
+  handle: (who: DeviceIdentity, payload: Buffer, packet: PublishIdentity) => Promise<void>
 }
 
 /**
@@ -46,6 +47,6 @@ export function createUplinkGate (deps: UplinkGateDeps): (who: DeviceIdentity, p
     }
     // Over the rate but within the burst's debt: the PUBACK waits, and so does the vehicle's window.
     if (verdict.waitMs > 0) await new Promise((resolve) => setTimeout(resolve, verdict.waitMs))
-    await deps.handle(who, payload, packet.messageId)
+    await deps.handle(who, payload, { packetId: packet.messageId, qos: packet.qos, dup: packet.dup })
   }
 }

@@ -3,7 +3,7 @@ import { decodeEnvelope, encodeEnvelope, isUuid, type Envelope, type EnvelopeLim
 import type { TransactionRecord } from '../../store/index.ts'
 import type { CommitBatcher } from '../commit-batcher.ts'
 import type { DeviceIdentity } from './device-identity.ts'
-import type { RejectedRepeats } from './rejected-repeats.ts'
+import type { PublishIdentity, RejectedRepeats } from './rejected-repeats.ts'
 import { acceptedUplink, errorNotice, rejectedUplink, scrubNul, type RecordContext } from './records.ts'
 
 export interface UplinkDeps {
@@ -25,7 +25,7 @@ export interface UplinkDeps {
  * envelope is stored as `rejected` with its raw bytes and answered with an error
  * notice, and still resolves, so a poison message never blocks the vehicle's queue.
  */
-export async function handleUplink (deps: UplinkDeps, who: DeviceIdentity, raw: Buffer, packetId?: number): Promise<void> {
+export async function handleUplink (deps: UplinkDeps, who: DeviceIdentity, raw: Buffer, packet: PublishIdentity = { packetId: undefined, qos: 1, dup: false }): Promise<void> {
   const result = decodeEnvelope(raw, deps.limits, deps.ctx.now())
   if (result.ok) {
     const stored = deps.log.add(acceptedUplink(deps.ctx, who, result.envelope, raw))
@@ -43,7 +43,7 @@ export async function handleUplink (deps: UplinkDeps, who: DeviceIdentity, raw: 
   const notice = buildErrorNotice(deps.ctx, result.code, result.detail, readableId)
   const noticeBytes = encodeEnvelope(notice)
   await Promise.all([
-    deps.log.add(rejectedUplink(deps.ctx, who, result.code, result.detail, raw, deps.rejectedRepeats.identify(who.vin, packetId, raw, readableId))),
+    deps.log.add(rejectedUplink(deps.ctx, who, result.code, result.detail, raw, deps.rejectedRepeats.identify(who.vin, packet, raw, readableId))),
     deps.log.add(errorNotice(deps.ctx, who, notice, noticeBytes))
   ])
   deps.logger.info({ vin: who.vin, messageId: readableId, code: result.code, detail: result.detail }, 'uplink rejected')

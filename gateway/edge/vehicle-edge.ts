@@ -117,7 +117,7 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
     quotas: new VehicleQuotas(deps.vehicle, ctx.now),
     security,
     logger,
-    handle: (who, payload, packetId) => handleUplink(uplinkDeps, who, payload, packetId)
+    handle: (who, payload, packet) => handleUplink(uplinkDeps, who, payload, packet)
   })
   const rows = sessionRowBatchers(deps.store, logger)
   const broker = await createBroker({

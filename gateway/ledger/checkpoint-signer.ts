@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import { signCheckpoint, verifierKey, type Checkpoint } from '../../protocol/index.ts'
+import { GatewayError, signCheckpoint, verifierKey, type Checkpoint } from '../../protocol/index.ts'
 
 /** Signs checkpoints with an Ed25519 key from a file the database never sees (README, "Security"). */
 export interface CheckpointSigner {
@@ -31,5 +31,11 @@ export function loadCheckpointSigner (file: string, name: string, create: boolea
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
     }
   }
-  return signerFromKey(name, createPrivateKey(fs.readFileSync(file)))
+  try {
+    const key = createPrivateKey(fs.readFileSync(file))
+    if (key.asymmetricKeyType !== 'ed25519') throw new Error(`a ${String(key.asymmetricKeyType)} key, not Ed25519`)
+    return signerFromKey(name, key)
+  } catch (err) {
+    throw new GatewayError('GW_ERR_CONFIG_INVALID', `VGW_LEDGER_KEY (--ledger-key) = ${file}: ${err instanceof Error ? err.message : String(err)}; it must be an Ed25519 private key in PKCS#8 PEM (openssl genpkey -algorithm ed25519)`, { cause: err })
+  }
 }

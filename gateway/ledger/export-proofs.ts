@@ -10,18 +10,22 @@ export interface RowProof {
   count: number
   index: number
   path: string[]
-  /** The block (checkpoint) holding the batch: the batch's index in it and audit path; null: no checkpoint covers it yet. */
+  /**
+   * The block (checkpoint) holding the batch: its number, its first and last batch, the link of the
+   * block before, and the batch's index in it and audit path; block null: no checkpoint covers it yet.
+   * The block's signed note is the verifier's own copy (VGW_LEDGER_DIR/epoch/lastSeq.note).
+   */
   block: number | null
+  firstSeq: number
+  lastSeq: number
+  prev: string
   blockIndex: number
   blockSize: number
   blockPath: string[]
 }
 
-/** The blocks an export's proofs lead to: enough to recompute each block's link and compare it with its signed note. */
-export interface LedgerProofSummary {
-  format: 'vgw-ledger-proof/1'
-  blocks: Array<{ epoch: string, block: number, firstSeq: number, lastSeq: number, prev: string, link: string, note: string }>
-}
+/** What the manifest says of the proofs: their format (each line carries its own). */
+export const LEDGER_PROOF_FORMAT = 'vgw-ledger-proof/1'
 
 const hex = (b: Buffer): string => b.toString('hex')
 /** Blocks and batches kept while an export runs (an export reads in time order, so recent ones are the ones asked again). */
@@ -38,7 +42,6 @@ export class ExportProver {
   readonly #store: Store
   readonly #batches = new Map<string, { batch: LedgerBatch, tree: MerkleTree }>()
   readonly #blocks = new Map<string, { block: LedgerBlock, tree: MerkleTree } | null>()
-  readonly #used = new Map<string, LedgerBlock>()
 
   constructor (store: Store) {
     this.#store = store
@@ -63,9 +66,11 @@ export class ExportProver {
     if (index < 0) return null
     const inBlock = await this.#blockOf(batch.epoch, batch.seq)
     const blockIndex = inBlock === null ? 0 : batch.seq - inBlock.block.firstSeq
+    const b = inBlock?.block
     return {
       epoch: batch.epoch, seq: batch.seq, xid: batch.xid, count: batch.leafIds.length, index, path: tree.path(index).map(hex),
-      block: inBlock?.block.block ?? null, blockIndex, blockSize: inBlock?.tree.size ?? 0, blockPath: inBlock === null ? [] : inBlock.tree.path(blockIndex).map(hex)
+      block: b?.block ?? null, firstSeq: b?.firstSeq ?? 0, lastSeq: b?.lastSeq ?? 0, prev: b === undefined ? '' : hex(b.prev),
+      blockIndex, blockSize: inBlock?.tree.size ?? 0, blockPath: inBlock === null ? [] : inBlock.tree.path(blockIndex).map(hex)
     }
   }
 
@@ -73,17 +78,10 @@ export class ExportProver {
     for (const [, b] of this.#blocks) if (b !== null && b.block.epoch === epoch && b.block.firstSeq <= seq && seq <= b.block.lastSeq) return b
     const block = await this.#store.ledger.blockOf(epoch, seq)
     if (block === null) return null
-    const batches = await this.#store.ledger.batches(epoch, block.firstSeq, block.lastSeq)
-    const tree = new MerkleTree(batches.map((b) => batchHash({ seq: b.seq, xid: b.xid, count: b.leafIds.length, root: b.root })))
-    this.#used.set(`${epoch}/${block.block}`, block)
+    // The block's batches without their leaves: the tree over batch hashes needs only these.
+    const heads = await this.#store.ledger.batchHeads(epoch, block.firstSeq, block.lastSeq)
+    const tree = new MerkleTree(heads.map((b) => batchHash(b)))
     return remember(this.#blocks, `${epoch}/${block.block}`, { block, tree })
-  }
-
-  summary (): LedgerProofSummary {
-    return {
-      format: 'vgw-ledger-proof/1',
-      blocks: [...this.#used.values()].map((b) => ({ epoch: b.epoch, block: b.block, firstSeq: b.firstSeq, lastSeq: b.lastSeq, prev: hex(b.prev), link: hex(b.link), note: b.note }))
-    }
   }
 }
 

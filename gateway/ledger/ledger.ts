@@ -74,9 +74,8 @@ export class Ledger {
   readonly #deps: LedgerDeps
   #seq = 0
   #pending: LedgerBatchRow[] = []
-  /** Batch hashes stored and not yet in a block, in seq order, from #blockStart on. */
-  #unblocked: Buffer[] = []
-  #blockStart = 1
+  /** Batches stored and not yet in a block, in seq order (with gaps only where batches were given up). */
+  #unblocked: Array<{ seq: number, hash: Buffer }> = []
   #block = 0
   #link: Buffer = GENESIS_LINK
   #checkpointing: Promise<void> = Promise.resolve()
@@ -140,7 +139,7 @@ export class Ledger {
       const last = (batch[batch.length - 1] as LedgerBatchRow).seq
       const rest = this.#pending.findIndex((b) => b.seq > last)
       this.#pending = rest < 0 ? [] : this.#pending.slice(rest)
-      for (const b of batch) this.#unblocked.push(batchHash({ seq: b.seq, xid: b.xid, count: b.leafIds.length, root: b.root }))
+      for (const b of batch) this.#unblocked.push({ seq: b.seq, hash: batchHash({ seq: b.seq, xid: b.xid, count: b.leafIds.length, root: b.root }) })
     })()
     try {
       await this.#flushing
@@ -156,12 +155,23 @@ export class Ledger {
     await run
   }
 
-  /** Makes the batches stored since the last checkpoint a block, signs its link, writes the note outside the database and then in it. */
+  /**
+   * Makes the batches stored since the last checkpoint blocks, signs each link, and writes each note
+   * outside the database and then in it. A block holds consecutive batches only: where batches were
+   * given up (MAX_PENDING) the next block starts after the gap.
+   */
   async #checkpointOnce (): Promise<void> {
     await this.flush()
-    if (this.#unblocked.length === 0) return
-    const hashes = this.#unblocked
-    const firstSeq = this.#blockStart
+    while (this.#unblocked.length > 0) {
+      const first = (this.#unblocked[0] as { seq: number }).seq
+      let n = 1
+      while (n < this.#unblocked.length && (this.#unblocked[n] as { seq: number }).seq === first + n) n++
+      await this.#seal(first, this.#unblocked.slice(0, n).map((u) => u.hash))
+      this.#unblocked = this.#unblocked.slice(n)
+    }
+  }
+
+  async #seal (firstSeq: number, hashes: Buffer[]): Promise<void> {
     const lastSeq = firstSeq + hashes.length - 1
     const root = merkleRoot(hashes)
     const prev = this.#link
@@ -170,8 +180,6 @@ export class Ledger {
     const note = this.#deps.signer.sign({ epoch: this.#deps.epoch, seq: lastSeq, link })
     writeNote(path.join(this.#deps.settings.checkpointDir, this.#deps.epoch, `${String(lastSeq).padStart(12, '0')}.note`), note)
     await this.#deps.store.ledger.addBlock({ epoch: this.#deps.epoch, block, firstSeq, lastSeq, root, prev, link, note })
-    this.#unblocked = this.#unblocked.slice(hashes.length)
-    this.#blockStart = lastSeq + 1
     this.#block = block
     this.#link = link
   }

@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { batchHash, blockLink, leafHash, openCheckpoint, rootFromPath, type Checkpoint, type JsonValue } from '../../protocol/index.ts'
 import { leafFieldsOfView } from './leaf-fields.ts'
-import type { LedgerProofSummary, RowProof } from './export-proofs.ts'
+import type { RowProof } from './export-proofs.ts'
 
 /** What a checkpoint directory holds for one block: its signed note, opened with a trusted key, or why not. */
 export type NoteVerdict = { ok: true, checkpoint: Checkpoint } | { ok: false, why: string }
@@ -33,14 +33,11 @@ const buf = (h: unknown): Buffer => Buffer.from(typeof h === 'string' ? h : '', 
  * must lead to the link a trusted note in the checkpoint directory signed. Says per record why not.
  */
 export class ProofVerifier {
-  readonly #blocks = new Map<string, LedgerProofSummary['blocks'][number]>()
   readonly #notes = new Map<string, NoteVerdict>()
   readonly #dir: string
   readonly #keys: string[]
 
-  constructor (summary: JsonValue | undefined, checkpointDir: string, keys: readonly string[]) {
-    const blocks = (summary as LedgerProofSummary | undefined)?.blocks ?? []
-    for (const b of blocks) this.#blocks.set(`${b.epoch}/${b.block}`, b)
+  constructor (checkpointDir: string, keys: readonly string[]) {
     this.#dir = checkpointDir
     this.#keys = verifierKeys(checkpointDir, keys)
   }
@@ -55,16 +52,16 @@ export class ProofVerifier {
     const id = String(record.id)
     if (proof === null || proof === undefined) return { problem: 'unproven', detail: `record ${id} is in no ledger batch: it was not written by the gateway's commit path` }
     if (proof.block === null) return { problem: 'unproven', detail: `record ${id} is not yet covered by a checkpoint (batch ${proof.epoch}/${proof.seq})` }
-    const block = this.#blocks.get(`${proof.epoch}/${proof.block}`)
-    if (block === undefined) return { problem: 'unproven', detail: `record ${id} names block ${proof.epoch}/${proof.block}, which the manifest does not list` }
     const root = rootFromPath(leafHash(leafFieldsOfView(record)), proof.index, proof.count, proof.path.map(buf))
     const bh = root === null ? null : batchHash({ seq: proof.seq, xid: proof.xid, count: proof.count, root })
-    const blockRoot = bh === null || proof.blockSize !== block.lastSeq - block.firstSeq + 1 ? null : rootFromPath(bh, proof.blockIndex, proof.blockSize, proof.blockPath.map(buf))
-    const link = blockRoot === null ? null : blockLink(buf(block.prev), { firstSeq: block.firstSeq, lastSeq: block.lastSeq, root: blockRoot })
-    const note = this.#note(block.epoch, block.lastSeq)
+    const blockRoot = bh === null || proof.blockSize !== proof.lastSeq - proof.firstSeq + 1 || proof.blockIndex !== proof.seq - proof.firstSeq
+      ? null
+      : rootFromPath(bh, proof.blockIndex, proof.blockSize, proof.blockPath.map(buf))
+    const link = blockRoot === null ? null : blockLink(buf(proof.prev), { firstSeq: proof.firstSeq, lastSeq: proof.lastSeq, root: blockRoot })
+    const note = this.#note(proof.epoch, proof.lastSeq)
     if (!note.ok) return { problem: 'checkpoint', detail: `record ${id}: ${note.why}` }
     if (link === null || !link.equals(note.checkpoint.link)) {
-      return { problem: 'altered', detail: `record ${id} differs from what the gateway wrote in batch ${proof.epoch}/${proof.seq} (signed in checkpoint ${block.lastSeq})` }
+      return { problem: 'altered', detail: `record ${id} differs from what the gateway wrote in batch ${proof.epoch}/${proof.seq} (signed in checkpoint ${proof.lastSeq})` }
     }
     return null
   }

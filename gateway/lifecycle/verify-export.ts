@@ -34,8 +34,10 @@ export interface CheckpointSource { dir: string, keys: readonly string[] }
 
 /** Proves each line's record against the checkpoints; findings carry the line. */
 function proofChecker (manifest: ExportManifest, source: CheckpointSource, findings: TamperFinding[]): (text: string, line: number) => void {
-  const proofs = new ProofVerifier(manifest.ledger, source.dir, source.keys)
+  const proofs = new ProofVerifier(source.dir, source.keys)
   if (proofs.keys === 0) findings.push({ line: 0, seq: null, problem: 'checkpoint', detail: `no verifier key: give --key, or put key.pub in ${source.dir}` })
+  const seen = new Set<string>()
+  const [from, to] = [Date.parse(manifest.from), Date.parse(manifest.to)]
   return (text, line) => {
     let parsed: ExportLine
     try {
@@ -44,8 +46,17 @@ function proofChecker (manifest: ExportManifest, source: CheckpointSource, findi
       return // the chain check names it
     }
     if (typeof parsed.record !== 'object' || parsed.record === null) return
-    const problem = proofs.check(parsed.record, parsed.ledger)
-    if (problem !== null) findings.push({ line, seq: typeof parsed.seq === 'number' ? parsed.seq : null, ...problem })
+    const seq = typeof parsed.seq === 'number' ? parsed.seq : null
+    const r = parsed.record
+    // A proven record twice, another vehicle's, or one from outside the period is not this export's.
+    const id = String(r.id)
+    const at = Date.parse(String(r.occurredAt))
+    if (seen.has(id)) findings.push({ line, seq, problem: 'inserted', detail: `record ${id} appears a second time` })
+    else if (r.vin !== manifest.vin) findings.push({ line, seq, problem: 'inserted', detail: `record ${id} is of ${String(r.vin)}, not ${manifest.vin}` })
+    else if (!(at >= from && at < to)) findings.push({ line, seq, problem: 'inserted', detail: `record ${id} occurred at ${String(r.occurredAt)}, outside the export's period` })
+    seen.add(id)
+    const problem = proofs.check(r, parsed.ledger)
+    if (problem !== null) findings.push({ line, seq, ...problem })
   }
 }
 

@@ -67,11 +67,22 @@ t.test('the ledger proves an untouched log and export, and names every kind of t
   await db.query(`INSERT INTO transactions (id, occurred_at, received_at, vin, market, direction, kind, type, message_id, status, xid)
     VALUES ($1, now() - interval '20 minutes', now() - interval '20 minutes', $2, 'DE', 'up', 'EVENT', 'crash.report', $3, 'accepted', $4::text::xid8)`, [forged, VIN, uuidv7(), altered.xid])
 
-  const after = await verifyLog(gw.store, { ...period, checkpointDir, keys: [] })
+  // A second copy of a proven row (its unique indexes dropped first).
+  const copied = await idOf(uplinks[5] as string)
+  await db.query('DROP INDEX transactions_vin_time_id_key')
+  await db.query('DROP INDEX transactions_uplink_dedup_idx')
+  await db.query('INSERT INTO transactions SELECT * FROM transactions WHERE id = $1', [copied.id])
+  // The ledger's own records: a block's time moved out of any period, the newest block removed.
+  await db.query("UPDATE ledger_blocks SET created_at = '2100-01-01' WHERE block = 1")
+  const newest = (await db.query<{ epoch: string, block: string }>('SELECT epoch, block FROM ledger_blocks ORDER BY block DESC LIMIT 1')).rows[0]
+  await db.query('DELETE FROM ledger_blocks WHERE epoch = $1 AND block = $2', [newest?.epoch, newest?.block])
+
+  const after = await verifyLog(gw.store, { from: new Date(0), to: new Date(8.64e15), checkpointDir, keys: [] })
   const named = (problem: string): string[] => after.findings.filter((f) => f.problem === problem).map((f) => f.subject).sort()
   t.same(named('altered'), [altered.id, moveA.id, moveB.id].sort(), 'altered and moved rows are named')
   t.same(named('deleted'), [deleted.id], 'the deleted row is named')
-  t.same(named('inserted'), [forged], 'the inserted row is named')
+  t.same(named('inserted'), [copied.id, forged].sort(), 'the inserted row and the second copy are named')
+  t.ok(after.findings.some((f) => f.problem === 'block' && f.detail.includes('has no block in the database')), 'the removed newest block is named from its signed note')
   t.notOk(after.ok)
 
   await writeExportFiles(gw.store, req, path.join(exportDir, 'after'))
@@ -80,7 +91,9 @@ t.test('the ledger proves an untouched log and export, and names every kind of t
   const lineOf = (id: string): number => fs.readFileSync(path.join(exportDir, 'after', 'transactions.ndjson'), 'utf8').split('\n').findIndex((l) => l.includes(`"id":"${id}"`)) + 1
   const byLine = (problem: string): number[] => exported.findings.filter((f) => f.problem === problem).map((f) => f.line).sort((a, b) => a - b)
   t.same(byLine('altered'), [lineOf(altered.id), lineOf(moveA.id), lineOf(moveB.id)].sort((a, b) => a - b), 'each altered record is named by its line')
-  t.same(byLine('unproven'), [lineOf(forged)], 'the inserted record proves nothing')
+  // (Records of the removed newest block prove nothing either now.)
+  t.ok(byLine('unproven').includes(lineOf(forged)), 'the inserted record proves nothing')
+  t.ok(exported.findings.some((f) => f.problem === 'inserted' && f.detail.includes(`record ${copied.id} appears a second time`)), 'a proven record twice is named')
 
   // A checkpoint signed by another key is not trusted.
   const wrongKey = await verifyExportDir(path.join(exportDir, 'before'), { dir: checkpointDir, keys: ['vgw-ledger+00000000+AQ' + 'A'.repeat(42) + '='] })

@@ -87,20 +87,23 @@ t.test('a log row written again while its first attempt still runs in PostgreSQL
   t.equal(n, 1, 'one row')
 })
 
-t.test('an unreadable uplink retransmitted after a reconnect is stored once (issue #19 D)', async (t) => {
+t.test('an unreadable uplink retransmitted after a reconnect is stored once, a new one with the same bytes again (issue #19 D)', async (t) => {
   const gw = await startTestGateway(t)
   const bytes = Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f])
   const creds = await gw.pki.vehicle(VIN)
   if (creds === null) throw new Error('no vehicle certificate')
-  // The same PUBLISH (packet id 7) twice, on two connections: the first PUBACK was "lost".
-  for (let i = 0; i < 2; i++) {
+  // The same PUBLISH (packet id 7) twice, on two connections: the first PUBACK was "lost", so the
+  // second is a retransmission (DUP). Then the same bytes and packet id once more without DUP: a
+  // client that reuses its packet id sending a new message, which is a row of its own.
+  const dups = [false, true, false]
+  for (let i = 0; i < dups.length; i++) {
     // A raw MQTT client: the packet id and DUP flag are the test's [MQTT-4.4.0-1].
     const socket = tls.connect({ host: '127.0.0.1', port: gw.mqttPort, ca: gw.pki.ca, key: creds.key, cert: creds.cert })
     t.teardown(() => socket.destroy())
     const parser = mqttPacket.parser({ protocolVersion: 4 })
     const pubacked = new Promise<void>((resolve, reject) => {
       parser.on('packet', (p) => {
-        if (p.cmd === 'connack') socket.write(mqttPacket.generate({ cmd: 'publish', topic: `vehicles/${VIN}/up`, payload: bytes, qos: 1, messageId: 7, dup: i > 0, retain: false }))
+        if (p.cmd === 'connack') socket.write(mqttPacket.generate({ cmd: 'publish', topic: `vehicles/${VIN}/up`, payload: bytes, qos: 1, messageId: 7, dup: dups[i] as boolean, retain: false }))
         if (p.cmd === 'puback') resolve()
       })
       socket.once('error', reject)
@@ -112,6 +115,7 @@ t.test('an unreadable uplink retransmitted after a reconnect is stored once (iss
   }
   await gw.gateway.log.flush()
   const rows = (await gw.store.transactions.listForVehicle({ vin: VIN, direction: 'up', limit: 10 })).items
-  t.equal(rows.length, 1, 'one rejected row for the two copies')
-  t.match(rows[0], { status: 'rejected', errorCode: 'GW_ERR_ENVELOPE_MALFORMED' })
+  t.equal(rows.length, 2, 'one rejected row for the first copy and its retransmission, one for the new message')
+  t.ok(rows.every((r) => r.status === 'rejected' && r.errorCode === 'GW_ERR_ENVELOPE_MALFORMED'))
+  t.not(rows[0]?.messageId, rows[1]?.messageId, 'each with an id of its own')
 })
