@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto'
+import { createHash, createPublicKey, hash, sign, verify, type KeyObject } from 'node:crypto'
 
 /**
  * The write-time ledger's contract (docs/legal-export.md, "Proving the log"). Pure: no I/O.
@@ -83,7 +83,15 @@ export function leafHash (r: LeafFields): Buffer {
   return sha256(Buffer.of(0), leafPreimage(r))
 }
 
-const node = (left: Uint8Array, right: Uint8Array): Buffer => sha256(Buffer.of(1), left, right)
+// One buffer for every interior node's input: a node is hashed with one call and no allocation
+// but its digest (the ledger hashes about one node per log row).
+const nodeInput = Buffer.alloc(65)
+nodeInput[0] = 1
+const node = (left: Uint8Array, right: Uint8Array): Buffer => {
+  nodeInput.set(left, 1)
+  nodeInput.set(right, 33)
+  return hash('sha256', nodeInput, 'buffer') as unknown as Buffer
+}
 
 /** The largest power of two smaller than n (n > 1): RFC 9162's split point. */
 function split (n: number): number {
@@ -92,12 +100,25 @@ function split (n: number): number {
   return k
 }
 
-/** RFC 9162 §2.1.1 Merkle tree hash. */
+/**
+ * RFC 9162 §2.1.1 Merkle tree hash, computed left to right with a stack of perfect subtrees (no
+ * slicing): the same tree as the recursive definition, since each split point is a power of two.
+ */
 export function merkleRoot (leaves: readonly Uint8Array[]): Buffer {
   if (leaves.length === 0) return sha256()
-  if (leaves.length === 1) return Buffer.from(leaves[0] as Uint8Array)
-  const k = split(leaves.length)
-  return node(merkleRoot(leaves.slice(0, k)), merkleRoot(leaves.slice(k)))
+  const stack: Array<{ size: number, hash: Buffer }> = []
+  for (const leaf of leaves) {
+    let top = { size: 1, hash: Buffer.from(leaf.buffer, leaf.byteOffset, leaf.byteLength) }
+    while (stack.length > 0 && (stack[stack.length - 1] as { size: number }).size === top.size) {
+      const left = stack.pop() as { size: number, hash: Buffer }
+      top = { size: left.size * 2, hash: node(left.hash, top.hash) }
+    }
+    stack.push(top)
+  }
+  // What is left are perfect subtrees of decreasing size: join them right to left.
+  let hash = (stack.pop() as { hash: Buffer }).hash
+  while (stack.length > 0) hash = node((stack.pop() as { hash: Buffer }).hash, hash)
+  return Buffer.from(hash)
 }
 
 /** RFC 9162 §2.1.3.1 inclusion proof of leaf `index`, nearest sibling first. */

@@ -1,4 +1,5 @@
 import type pg from 'pg'
+import { ArrayColumnWriter } from './binary-columns.ts'
 import { translateError } from './store-errors.ts'
 import { fromRow, type Row } from './transaction-rows.ts'
 import type { TransactionRecord } from './transaction-log.ts'
@@ -54,6 +55,11 @@ const toBatch = (r: BatchDbRow): LedgerBatch => ({
   epoch: r.epoch, seq: Number(r.seq), xid: r.xid, leafIds: r.leaf_ids, leaves: r.leaves, root: r.root, createdAt: r.created_at
 })
 
+const APPEND_BATCHES = `INSERT INTO ledger_batches (epoch, seq, xid, row_count, leaf_ids, leaves, root)
+  SELECT b.epoch, b.seq, b.xid::xid8, b.n, ($6::uuid[])[b.start:b.start + b.n - 1], b.leaves, b.root
+  FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::int4[], $5::int4[], $7::bytea[], $8::bytea[]) AS b(epoch, seq, xid, start, n, leaves, root)
+  ON CONFLICT DO NOTHING`
+
 const BATCH_COLUMNS = 'epoch, seq, xid::text AS xid, leaf_ids, leaves, root, created_at'
 
 /** The ledger's tables: written on the commit pool (beside the log), read on the API pool. */
@@ -78,16 +84,35 @@ export class LedgerRepository {
     await this.#run(this.#commitPool, 'INSERT INTO ledger_epochs (epoch, gateway, key_id) VALUES ($1, $2, $3)', [epoch, gateway, keyId])
   }
 
-  /** Stores links in one statement; a link stored before (a retry after a lost answer) is skipped. */
+  /**
+   * Stores batches in one named statement, its arrays in PostgreSQL's binary format (binary-columns.ts):
+   * the ids of every batch in one flat uuid array, each batch its slice. A batch stored before (a
+   * retry after a lost answer) is skipped.
+   */
   async appendBatches (batches: readonly LedgerBatchRow[]): Promise<void> {
     if (batches.length === 0) return
-    await this.#run(this.#commitPool,
-      `INSERT INTO ledger_batches (epoch, seq, xid, row_count, leaf_ids, leaves, root)
-       SELECT b.epoch, b.seq, b.xid::xid8, cardinality(string_to_array(b.ids, ',')), string_to_array(b.ids, ',')::uuid[], b.leaves, b.root
-       FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::bytea[], $6::bytea[]) AS b(epoch, seq, xid, ids, leaves, root)
-       ON CONFLICT DO NOTHING`,
-      [batches.map((b) => b.epoch), batches.map((b) => b.seq), batches.map((b) => b.xid), batches.map((b) => b.leafIds.join(',')),
-        batches.map((b) => b.leaves), batches.map((b) => b.root)])
+    const rows = batches.reduce((n, b) => n + b.leafIds.length, 0)
+    const epoch = new ArrayColumnWriter('uuid', 20 * batches.length)
+    const seq = new ArrayColumnWriter('int8', 12 * batches.length)
+    const xid = new ArrayColumnWriter('text', 16 * batches.length)
+    const start = new ArrayColumnWriter('int4', 8 * batches.length)
+    const count = new ArrayColumnWriter('int4', 8 * batches.length)
+    const ids = new ArrayColumnWriter('uuid', 20 * rows)
+    const leaves = new ArrayColumnWriter('bytea', 36 * rows + 4 * batches.length)
+    const root = new ArrayColumnWriter('bytea', 36 * batches.length)
+    let at = 1
+    for (const b of batches) {
+      epoch.uuid(b.epoch); seq.int8(b.seq); xid.text(b.xid); start.int4(at); count.int4(b.leafIds.length)
+      for (const id of b.leafIds) ids.uuid(id)
+      leaves.bytes(b.leaves); root.bytes(b.root)
+      at += b.leafIds.length
+    }
+    const values = [epoch, seq, xid, start, count, ids, leaves, root].map((w) => w.finish())
+    try {
+      await this.#commitPool.query({ name: 'vgw_ledger_batches_v1', text: APPEND_BATCHES, values })
+    } catch (err) {
+      throw translateError(err)
+    }
   }
 
   async addBlock (b: LedgerBlock): Promise<void> {

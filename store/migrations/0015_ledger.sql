@@ -4,19 +4,37 @@
 -- batches of a checkpoint interval into a block (a Merkle tree of the batches), chains the blocks
 -- and signs each block's link with a key the database never holds. The leaf's definition is the
 -- contract third parties recompute (protocol/ledger.ts, leafPreimage): keep the two identical.
-CREATE FUNCTION vgw_log_field(v text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-	SELECT CASE WHEN v IS NULL THEN '-' ELSE octet_length(v)::text || ':' || v END
-$$;
---> statement-breakpoint
-CREATE FUNCTION vgw_log_leaf(t transactions) RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-	SELECT sha256('\x00'::bytea || convert_to(concat_ws(E'\n', 'vgw-log-row/1',
-		vgw_log_field(t.id::text), vgw_log_field(t.vin), vgw_log_field(t.market), vgw_log_field(t.direction),
-		vgw_log_field(t.kind), vgw_log_field(t.type), vgw_log_field(t.message_id), vgw_log_field(t.correlation_id),
-		vgw_log_field(t.created_at_ms::text), vgw_log_field(t.ttl_seconds::text), vgw_log_field(t.attributes::text),
-		vgw_log_field(t.ack_status), vgw_log_field(t.ack_reason), vgw_log_field(t.status), vgw_log_field(t.error_code),
-		vgw_log_field(floor(extract(epoch FROM t.occurred_at) * 1000)::bigint::text),
-		vgw_log_field(floor(extract(epoch FROM t.received_at) * 1000)::bigint::text),
-		vgw_log_field(t.details::text), vgw_log_field(octet_length(t.raw)::text)) || E'\n', 'UTF8') || coalesce(t.raw, '\x'::bytea))
+-- PL/pgSQL, each field written inline: a LANGUAGE sql function taking the row is not inlined and
+-- cost about three times as much per row (measured, docs/benchmarks.md "Ledger").
+CREATE FUNCTION vgw_log_leaf(t transactions) RETURNS bytea LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+	occurred text := floor(extract(epoch FROM t.occurred_at) * 1000)::bigint::text;
+	received text := floor(extract(epoch FROM t.received_at) * 1000)::bigint::text;
+	attrs text := t.attributes::text;
+	details text := t.details::text;
+BEGIN
+	-- Each field as <byte length>:<value>, '-' for NULL, one per line (protocol/ledger.ts, leafPreimage).
+	RETURN sha256('\x00'::bytea || convert_to(concat_ws(E'\n', 'vgw-log-row/1',
+		octet_length(t.id::text) || ':' || t.id::text,
+		coalesce(octet_length(t.vin) || ':' || t.vin, '-'),
+		coalesce(octet_length(t.market) || ':' || t.market, '-'),
+		coalesce(octet_length(t.direction) || ':' || t.direction, '-'),
+		coalesce(octet_length(t.kind) || ':' || t.kind, '-'),
+		coalesce(octet_length(t.type) || ':' || t.type, '-'),
+		coalesce(octet_length(t.message_id) || ':' || t.message_id, '-'),
+		coalesce(octet_length(t.correlation_id) || ':' || t.correlation_id, '-'),
+		coalesce(octet_length(t.created_at_ms::text) || ':' || t.created_at_ms, '-'),
+		coalesce(octet_length(t.ttl_seconds::text) || ':' || t.ttl_seconds, '-'),
+		coalesce(octet_length(attrs) || ':' || attrs, '-'),
+		coalesce(octet_length(t.ack_status) || ':' || t.ack_status, '-'),
+		coalesce(octet_length(t.ack_reason) || ':' || t.ack_reason, '-'),
+		coalesce(octet_length(t.status) || ':' || t.status, '-'),
+		coalesce(octet_length(t.error_code) || ':' || t.error_code, '-'),
+		octet_length(occurred) || ':' || occurred,
+		octet_length(received) || ':' || received,
+		coalesce(octet_length(details) || ':' || details, '-'),
+		coalesce(octet_length(octet_length(t.raw)::text) || ':' || octet_length(t.raw), '-')) || E'\n', 'UTF8') || coalesce(t.raw, '\x'::bytea));
+END
 $$;
 --> statement-breakpoint
 -- One row per gateway process (an epoch): its own chain and checkpoints.
@@ -62,7 +80,7 @@ CREATE INDEX "ledger_blocks_created_idx" ON "ledger_blocks" ("created_at");
 --> statement-breakpoint
 GRANT SELECT, INSERT ON "ledger_epochs", "ledger_batches", "ledger_blocks" TO vgw_app;
 --> statement-breakpoint
-GRANT EXECUTE ON FUNCTION vgw_log_field(text), vgw_log_leaf(transactions) TO vgw_app;
+GRANT EXECUTE ON FUNCTION vgw_log_leaf(transactions) TO vgw_app;
 --> statement-breakpoint
 CREATE TRIGGER "ledger_epochs_append_only" BEFORE UPDATE OR DELETE ON "ledger_epochs" FOR EACH ROW EXECUTE FUNCTION vgw_refuse_change();
 --> statement-breakpoint
