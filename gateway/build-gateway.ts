@@ -14,7 +14,7 @@ import type { EventHub, StreamEvent } from './events/event-hub.ts'
 import { RetentionJob } from './lifecycle/retention-job.ts'
 import { MeteredEventHub, Telemetry } from './metrics/telemetry.ts'
 import { Overload } from './overload.ts'
-import { commitStallReason } from './readiness.ts'
+import { commitStallReason, ReadinessProbe } from './readiness.ts'
 import { WebhookDelivery } from './webhooks/webhook-delivery.ts'
 
 export interface GatewayDeps {
@@ -37,6 +37,8 @@ export interface Gateway {
   readonly hub: EventHub
   readonly expiry: ExpiryJob
   readonly telemetry: Telemetry
+  /** The database half of /ready, probed once a second in the background (readiness.ts). */
+  readonly readiness: ReadinessProbe
   /** Starts both listeners; resolves with the bound ports (useful with port 0). */
   listen(): Promise<{ mqttPort: number, httpPort: number }>
   /** Graceful drain: stop accepting, commit what is pending, close vehicles, stop listeners. */
@@ -103,6 +105,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     logger: logger.child({ part: 'edge' }),
     limits: config.envelope,
     maxPacketBytes: config.maxPacketBytes,
+    maxTopicLevels: config.maxTopicLevels,
     maxPendingRecords: config.maxPendingRecords,
     maxPendingBytes: config.maxPendingBytes,
     vehicle: config.vehicle,
@@ -132,6 +135,8 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
   // Committed events wake caught-up webhooks, so that delivery does not wait for the next poll.
   hub.subscribe({}, () => webhooks.wake())
   let closing = false
+  // /ready's one database round trip, made by this probe once a second, never by a request.
+  const readiness = new ReadinessProbe({ check: async () => { await deps.store.ping(); return null } })
   const http = await buildHttpApp({
     store: deps.store,
     connections: edge.connections,
@@ -154,19 +159,14 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     api: config.api,
     telemetry,
     overload,
-    notReadyReason: async () => {
+    notReadyReason: () => {
       if (closing) return 'the gateway is shutting down'
       if (!edge.server.listening) return 'the MQTT listener is not up'
       const crlStale = edge.revocation.staleReason()
       if (crlStale !== null) return crlStale
       const stalled = commitStallReason({ 'transaction log': log, 'message status': transitions }, config.commitStallMs)
       if (stalled !== null) return stalled
-      try {
-        await deps.store.ping()
-      } catch {
-        return 'the database is not reachable'
-      }
-      return null
+      return readiness.verdict
     }
   })
   telemetry.attachGauges({
@@ -192,6 +192,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     hub,
     expiry,
     telemetry,
+    readiness,
     async listen () {
       await maintainPartitions()
       maintenance = setInterval(() => {
@@ -203,6 +204,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       webhooks.start()
       telemetry.start()
       overload.start()
+      await readiness.start()
       await new Promise<void>((resolve, reject) => {
         edge.server.once('error', reject)
         edge.server.listen(config.mqttPort, config.host, () => {
@@ -226,6 +228,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       const webhooksStopped = webhooks.stop()
       telemetry.stop()
       overload.stop()
+      readiness.stop()
       // Stop accepting first (vehicles, then REST), so nothing new arrives at a draining gateway;
       // /ready already answers 503 (closing), and fastify answers 503 to requests from here on.
       edge.stopAccepting()

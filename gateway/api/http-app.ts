@@ -1,3 +1,4 @@
+import http from 'node:http'
 import swagger from '@fastify/swagger'
 import websocket from '@fastify/websocket'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
@@ -9,6 +10,8 @@ import type { GatewayConfig } from '../config.ts'
 import type { EventHub } from '../events/event-hub.ts'
 import { installErrorHandling } from './api-errors.ts'
 import { bearerAuth } from './auth.ts'
+import { capConnectionsPerAddress } from './connection-cap.ts'
+import { SampledLog } from '../edge/sampled-log.ts'
 import { ApiKeyCache } from './key-cache.ts'
 import { SendBatcher } from './send-batcher.ts'
 import { installLoadShedding } from './load-shedding.ts'
@@ -19,7 +22,7 @@ import { keyRoutes } from './routes/key-routes.ts'
 import { installRateLimits } from './rate-limits.ts'
 import { campaignRoutes } from './routes/campaign-routes.ts'
 import { feedRoutes } from './routes/feed-routes.ts'
-import { healthRoutes, type HealthDeps } from './routes/health-routes.ts'
+import { answerProbe, healthRoutes, type HealthDeps } from './routes/health-routes.ts'
 import { lifecycleRoutes } from './routes/lifecycle-routes.ts'
 import { metricsRoutes } from './routes/metrics-routes.ts'
 import { traceRoutes } from './routes/trace-routes.ts'
@@ -67,7 +70,21 @@ const REDACT = {
 /** The REST API and stream (README, "REST API"), built but not listening. Its OpenAPI document is served at /docs. */
 export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance> {
   const logger = deps.logger.child({ part: 'api' }, { redact: REDACT })
+  const metrics = deps.telemetry.metrics
+  const probes = {
+    notReadyReason: deps.notReadyReason,
+    newId: deps.newId,
+    counted: (route: string, status: number) => metrics.httpRequests.inc({ route, method: 'GET', status: String(status) })
+  }
+  // Once closing, probes go to fastify too, which answers 503 (return503OnClosing).
+  let closing = false
   const app = Fastify({
+    // Fastify's own defaults for an HTTP/1 server (lib/server.js), with the probes answered first (health-routes.ts).
+    serverFactory: (handler) => {
+      const server = http.createServer((request, response) => { if (closing || !answerProbe(request, response, probes)) handler(request, response) })
+      server.keepAliveTimeout = 72_000
+      return server
+    },
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
     bodyLimit: 1024 * 1024,
@@ -76,7 +93,11 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
     genReqId: () => deps.newId(),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } }
   })
+  app.addHook('preClose', async () => { closing = true })
   app.decorateRequest('apiKey', null)
+  const refusals = new SampledLog(logger)
+  capConnectionsPerAddress(app.server, deps.api.maxConnectionsPerAddress, refusals)
+  app.addHook('onClose', async () => { refusals.close() })
   installHttpMetrics(app, deps.telemetry.metrics)
   installErrorHandling(app, logger)
   if (deps.overload !== undefined) installLoadShedding(app, deps.overload)

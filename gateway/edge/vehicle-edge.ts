@@ -46,6 +46,8 @@ export interface VehicleEdgeDeps {
   logger: Logger
   limits: EnvelopeLimits
   maxPacketBytes: number
+  /** VGW_MAX_TOPIC_LEVELS (broker-hooks.ts). */
+  maxTopicLevels: number
   /** Commit backlog bounds (see GatewayConfig.maxPendingRecords and maxPendingBytes). */
   maxPendingRecords: number
   maxPendingBytes: number
@@ -126,6 +128,7 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
     logger,
     acceptUplink: (_client, who, packet) => gate(who, packet),
     sessionStarted: (client, at) => connectedAt.set(client, at),
+    maxTopicLevels: deps.maxTopicLevels,
     ...(deps.overloaded !== undefined ? { overloaded: deps.overloaded } : {}),
     ...(deps.redisUrl !== undefined ? { redisUrl: deps.redisUrl, clusterSecret: deps.clusterSecret ?? '' } : {})
   })
