@@ -5,6 +5,7 @@ import type { Logger } from 'pino'
 import { newUuidV7 } from '../protocol/index.ts'
 import type { Store, TransactionRecord, Transition } from '../store/index.ts'
 import { buildHttpApp } from './api/http-app.ts'
+import { ApiKeyCache } from './api/key-cache.ts'
 import { CommitBatcher } from './commit-batcher.ts'
 import type { GatewayConfig } from './config.ts'
 import { Dispatcher } from './downlink/dispatcher.ts'
@@ -77,6 +78,8 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
   // Load shedding (overload.ts): the API pool's queue (and the send queue, http-app.ts) and the event loop.
   const overload = new Overload(config.overload, deps.eventLoopDelayMs !== undefined ? { loopDelayMs: deps.eventLoopDelayMs } : {})
   overload.watchQueue(() => deps.store.poolStats().find((p) => p.pool === 'api')?.waiting ?? 0)
+  // Every live API key in memory (key-cache.ts); other gateways' key changes arrive on the bus.
+  const keys = new ApiKeyCache(deps.store.apiKeys, config.api.keyCacheMs, { now, logger: logger.child({ part: 'api-keys' }) })
   // The edge reports to the dispatcher, and the dispatcher publishes through the edge.
   let dispatcher: Dispatcher | null = null
   const edge = await createVehicleEdge({
@@ -94,7 +97,11 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
           (vins) => { for (const vin of vins) dispatcher?.notify(vin) },
           (err: unknown) => logger.warn({ err, campaignId }, 'campaign dispatch deferred to the next connection'))
       },
-      events: (bodies) => hub.deliver(bodies as Array<Omit<StreamEvent, 'seq'>>)
+      events: (bodies) => hub.deliver(bodies as Array<Omit<StreamEvent, 'seq'>>),
+      keysChanged: (change) => {
+        keys.revoked(change.revoked)
+        keys.refresh().catch((err: unknown) => logger.warn({ err }, 'API keys not read after a change elsewhere; the next periodic read applies it'))
+      }
     },
     acknowledge: (vin, ack) => transitions.add({
       messageId: ack.correlationId, vin, status: 'acknowledged', ackStatus: ack.ackStatus, at: new Date(now()), logId: newId()
@@ -154,6 +161,8 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       if (config.redisUrl !== undefined) edge.announceDownlink(vin)
     },
     announceCampaign: (campaignId) => edge.announceCampaign(campaignId),
+    keys,
+    announceKeys: (change) => edge.announceKeys(change),
     clustered: config.redisUrl !== undefined,
     exports: config.exports,
     api: config.api,
@@ -205,6 +214,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       telemetry.start()
       overload.start()
       await readiness.start()
+      await keys.start()
       await new Promise<void>((resolve, reject) => {
         edge.server.once('error', reject)
         edge.server.listen(config.mqttPort, config.host, () => {
@@ -229,6 +239,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       telemetry.stop()
       overload.stop()
       readiness.stop()
+      keys.stop()
       // Stop accepting first (vehicles, then REST), so nothing new arrives at a draining gateway;
       // /ready already answers 503 (closing), and fastify answers 503 to requests from here on.
       edge.stopAccepting()

@@ -12,7 +12,7 @@ import { installErrorHandling } from './api-errors.ts'
 import { bearerAuth } from './auth.ts'
 import { capConnectionsPerAddress } from './connection-cap.ts'
 import { SampledLog } from '../edge/sampled-log.ts'
-import { ApiKeyCache } from './key-cache.ts'
+import type { ApiKeyCache, KeyChange } from './key-cache.ts'
 import { SendBatcher } from './send-batcher.ts'
 import { installLoadShedding } from './load-shedding.ts'
 import type { Overload } from '../overload.ts'
@@ -47,6 +47,10 @@ export interface HttpAppDeps extends HealthDeps {
   /** A message waits for this vehicle: handed over whole when just committed, or only named (its row is read back). */
   notify: (vin: string, message?: DownlinkMessage) => void
   announceCampaign: (campaignId: string) => void
+  /** Every live API key in memory (key-cache.ts), owned by the gateway. */
+  keys: ApiKeyCache
+  /** Tells every other gateway of the cluster that keys changed here (the bus). */
+  announceKeys: (change: KeyChange) => void
   clustered: boolean
   /** REST bounds: rate limits, key cache, page bytes, campaign recipients, streams. */
   api: GatewayConfig['api']
@@ -110,12 +114,17 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
   })
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } })
   const limits = await installRateLimits(app, { perKey: deps.api.rateLimitPerKey, perAddress: deps.api.rateLimitPerAddress })
-  const keys = new ApiKeyCache((key) => deps.store.apiKeys.verify(key), deps.api.keyCacheMs)
+  const keys = deps.keys
   // "Last used" is written at most every 10 s, in one statement for every key used meanwhile.
   const usage = new KeyUsage((lastUsed) => deps.store.apiKeys.touch(lastUsed), 10_000, logger)
   app.addHook('onClose', async () => { await usage.close() })
   app.addHook('onRequest', bearerAuth({ keys, limits, usage, now: deps.now }))
-  await app.register(keyRoutes, { store: deps.store, now: deps.now, forget: (ids) => keys.forget(ids) })
+  await app.register(keyRoutes, { store: deps.store, now: deps.now, changed: async (change) => {
+    // Here at once (revoked ids refused, the snapshot read again), everywhere else through the bus.
+    keys.revoked(change.revoked)
+    deps.announceKeys(change)
+    await keys.refresh().catch((err: unknown) => logger.warn({ err }, 'API keys not read after a change; the next periodic read applies it'))
+  } })
   await app.register(healthRoutes, { notReadyReason: deps.notReadyReason })
   await app.register(vehicleRoutes, { store: deps.store, connections: deps.connections, now: deps.now, clustered: deps.clustered, pageMaxBytes: deps.api.pageMaxBytes })
   const messageDeps = { store: deps.store, hub: deps.hub, limits: deps.limits, ...deps.downlink, now: deps.now, newId: deps.newId }

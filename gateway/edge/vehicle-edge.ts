@@ -83,6 +83,8 @@ export interface VehicleEdge {
   announceCampaign(campaignId: string): void
   /** Sends committed stream events to every gateway of the cluster. */
   broadcastEvents(bodies: unknown[]): void
+  /** Tells every other gateway of the cluster that API keys changed here (cluster-bus.ts). */
+  announceKeys(change: { revoked: string[] }): void
   /** Stops accepting new vehicle connections; those open stay. */
   stopAccepting(): void
   /** Closes every vehicle connection (they reconnect elsewhere). */
@@ -178,6 +180,7 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
     announceDownlink: (vin) => bus.announceDownlink(vin),
     announceCampaign: (campaignId) => bus.announceCampaign(campaignId),
     broadcastEvents: (bodies) => bus.broadcastEvents(bodies),
+    announceKeys: (change) => bus.announceKeys(change),
     stopAccepting: () => { void stopAccepting() },
     disconnectAll,
     async close () {

@@ -2,13 +2,14 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { GatewayError, isUuid } from '../../../protocol/index.ts'
 import { SCOPES, grants, type ApiKeyInfo, type Scope, type Store } from '../../../store/index.ts'
 import { actorOf } from '../auth.ts'
+import type { KeyChange } from '../key-cache.ts'
 import { DEFAULT_ROTATION_GRACE, parseLifetime } from '../key-lifetime.ts'
 
 export interface KeyRoutesDeps {
   store: Store
   now: () => number
-  /** Drops this gateway's cached lookups of revoked keys at once (other gateways within VGW_API_KEY_CACHE_MS). */
-  forget: (ids: ReadonlySet<string>) => void
+  /** A change committed: revoked ids are refused at once here and, through the cluster bus, on every gateway; the key snapshot is read again. */
+  changed: (change: KeyChange) => Promise<void>
 }
 
 const iso = (d: Date | null): string | null => d?.toISOString() ?? null
@@ -53,6 +54,7 @@ export async function keyRoutes (app: FastifyInstance, deps: KeyRoutesDeps): Pro
     requireGrantable(request, scopes)
     const expiresAt = expires === undefined ? null : new Date(deps.now() + parseLifetime('body.expires', expires))
     const created = await deps.store.apiKeys.create(name, scopes, expiresAt)
+    await deps.changed({ revoked: [] })
     await audit(request, 'key.create', { keyId: created.id, name, scopes, expiresAt: iso(expiresAt) })
     return reply.code(201).send({ ...created, expiresAt: iso(created.expiresAt) })
   })
@@ -63,7 +65,7 @@ export async function keyRoutes (app: FastifyInstance, deps: KeyRoutesDeps): Pro
   }, async (request) => {
     const revoked = isUuid(request.params.id) ? await deps.store.apiKeys.revokeById(request.params.id) : null
     if (revoked === null) throw new GatewayError('GW_ERR_API_KEY_NOT_FOUND', `no live API key ${request.params.id.slice(0, 40)}`)
-    deps.forget(new Set([revoked.id]))
+    await deps.changed({ revoked: [revoked.id] })
     await audit(request, 'key.revoke', { keyIds: [revoked.id], name: revoked.name })
     return { revoked: [view(revoked)] }
   })
@@ -74,7 +76,7 @@ export async function keyRoutes (app: FastifyInstance, deps: KeyRoutesDeps): Pro
   }, async (request) => {
     const revoked = await deps.store.apiKeys.revokeByName(request.query.name)
     if (revoked.length === 0) throw new GatewayError('GW_ERR_API_KEY_NOT_FOUND', `no live API key named ${JSON.stringify(request.query.name.slice(0, 40))}`)
-    deps.forget(new Set(revoked.map((k) => k.id)))
+    await deps.changed({ revoked: revoked.map((k) => k.id) })
     await audit(request, 'key.revoke', { keyIds: revoked.map((k) => k.id), name: request.query.name })
     return { revoked: revoked.map(view) }
   })
@@ -93,7 +95,7 @@ export async function keyRoutes (app: FastifyInstance, deps: KeyRoutesDeps): Pro
     requireGrantable(request, current.flatMap((k) => k.scopes))
     const rotated = await deps.store.apiKeys.rotate(name, graceMs, expiresAt)
     if (rotated === null) throw new GatewayError('GW_ERR_API_KEY_NOT_FOUND', `no live API key named ${JSON.stringify(name.slice(0, 40))}`)
-    deps.forget(new Set(rotated.previous.map((p) => p.id)))
+    await deps.changed({ revoked: [] })
     await audit(request, 'key.rotate', { keyId: rotated.created.id, name, previous: rotated.previous.map((p) => ({ id: p.id, expiresAt: iso(p.expiresAt) })) })
     return reply.code(201).send({ ...rotated.created, expiresAt: iso(rotated.created.expiresAt), previous: rotated.previous.map((p) => ({ id: p.id, expiresAt: iso(p.expiresAt) })) })
   })
