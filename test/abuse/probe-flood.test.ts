@@ -1,6 +1,7 @@
 // Issue #20, 1: a flood of GET /ready without any key must not shed the gateway's real work.
 // /ready answers from a verdict one background probe refreshes every second, so the flood costs
 // no database round trip and cannot fill the API pool's queue that load shedding watches.
+import net from 'node:net'
 import t from 'tap'
 import { register } from '../helpers/downlink.ts'
 import { startTestGateway } from '../helpers/gateway.ts'
@@ -53,4 +54,32 @@ t.test('/ready answers from a probe refreshed every second: the database is aske
   const probes = asked() - before
   t.comment(`${answers['200'] ?? 0} answers in ${seconds.toFixed(1)} s, ${probes} database probes`)
   t.ok(probes <= Math.ceil(seconds) + 1, `at most one probe a second (${probes} in ${seconds.toFixed(1)} s)`)
+})
+
+t.test('one address holds at most VGW_HTTP_MAX_CONNECTIONS_PER_ADDRESS REST connections; the next is closed at accept', async (t) => {
+  const gw = await startTestGateway(t, { VGW_HTTP_MAX_CONNECTIONS_PER_ADDRESS: '4' })
+  /** A raw connection that sends GET /health and reports the first bytes back, or null when closed without any. */
+  const probe = (): { socket: net.Socket, answer: Promise<string | null> } => {
+    const socket = net.connect(gw.httpPort, '127.0.0.1')
+    t.teardown(() => socket.destroy())
+    const answer = new Promise<string | null>((resolve) => {
+      socket.once('data', (d: Buffer) => resolve(d.toString('latin1')))
+      socket.once('close', () => resolve(null))
+      socket.on('error', () => undefined)
+    })
+    socket.write('GET /health HTTP/1.1\r\nhost: x\r\n\r\n')
+    return { socket, answer }
+  }
+  const held = Array.from({ length: 4 }, probe)
+  for (const h of held) t.match(await h.answer, /^HTTP\/1\.1 200/, 'within the cap: answered, and kept alive')
+  t.equal(await probe().answer, null, 'the fifth is closed without an answer')
+  const gone = new Promise((resolve) => held[0]?.socket.once('close', resolve))
+  held[0]?.socket.destroy()
+  await gone
+  // The gateway counts the close when its side of the socket closes: poll until a new one is admitted.
+  const deadline = Date.now() + 5000
+  let again: string | null = null
+  while (again === null && Date.now() < deadline) again = await probe().answer
+  t.match(again, /^HTTP\/1\.1 200/, 'once one closes, a new one is admitted')
+  t.ok(gw.logs.some((l) => l.code === 'GW_ERR_CONNECTION_LIMIT'), 'the refusal is logged with its code')
 })
