@@ -1,7 +1,10 @@
 // Careless and hostile clients against a real `vgw start` (issue #11): what four cheap actions
 // do to the gateway, and what a 200-vehicle fleet's PUBACK latency is alone and with 10,000
-// made-up-token requests and 20 aborted exports beside it.
-//   npx tsx bench/abuse-bench.ts [--vgw-root DIR] [--json FILE]
+// made-up-token requests and 20 aborted exports beside it. `--only issue20`: the fleet alone,
+// beside 700 keep-alive connections looping GET /ready, and beside ~190 made-up tokens a second
+// from the fleet's address, each with a rarely used key's calls and new vehicles' connects
+// during the attack (issue #20, items 1 and 3; about 2 minutes).
+//   npx tsx bench/abuse-bench.ts [--vgw-root DIR] [--json FILE] [--only issue20]
 // --vgw-root runs another checkout's bin/vgw.js (e.g. the code before a change) with this harness.
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
@@ -17,6 +20,7 @@ import { createAuthority, initDevPki, issueLeaf, issueVehicleCertificate, loadAu
 import { encodeEnvelope, newUuidV7 } from '../protocol/index.ts'
 import { runFleet } from '../simulators/index.ts'
 import { fillVehicleRows } from '../test/helpers/bulk-rows.ts'
+import { startFlood, type FloodOptions } from '../test/helpers/http-flood.ts'
 import { fleetOptions } from './bench-row.ts'
 
 const HERE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -202,13 +206,77 @@ async function fleetP99 (gw: Gateway, certDir: string, beside: (() => Promise<un
   return { p50: report.latencyMs.uplink.p50, p99: report.latencyMs.uplink.p99, acked: report.counters.uplinkAcked, besideResult: besideRun === null ? null : await besideRun }
 }
 
+let nextConnectVin = 980_000
+
+/** One connect of a vehicle with a valid certificate: 0 for CONNACK 0, the CONNACK code of a refusal, or 'no answer'. */
+async function connectOnce (gw: Gateway, v: { vin: string, certPem: string, keyPem: string }): Promise<number | string> {
+  const client = mqtt.connect({ protocol: 'mqtts', host: '127.0.0.1', port: gw.mqttPort, ca: fs.readFileSync(path.join(certDir, 'ca.crt')), key: v.keyPem, cert: v.certPem, clientId: v.vin, reconnectPeriod: 0, connectTimeout: 10_000 })
+  try {
+    return await new Promise<number | string>((resolve) => {
+      client.once('connect', () => resolve(0))
+      client.on('error', (err: Error & { code?: unknown }) => resolve(typeof err.code === 'number' ? err.code : err.message))
+      client.once('close', () => resolve('closed without CONNACK'))
+      setTimeout(() => resolve('no answer in 10 s'), 10_000)
+    })
+  } finally {
+    client.end(true)
+  }
+}
+
+/**
+ * An attack beside the fleet (issue #20) for `ms`: meanwhile a key created for it calls the API
+ * every `callEveryMs` from the attack's second second on (every 6 s: longer than the 5 s a lookup
+ * used to be cached, as in the issue) and a new vehicle connects every 2 s; counts of both by answer.
+ */
+async function besideAttack (gw: Gateway, attack: Omit<FloodOptions, 'url'>, ms: number, callEveryMs: number): Promise<Record<string, unknown>> {
+  const res = await fetch(`${gw.httpUrl}/v1/keys`, { method: 'POST', headers: { authorization: `Bearer ${gw.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: `rare-${newUuidV7()}`, scopes: ['vehicles:read'] }) })
+  const rare = (await res.json() as { key: string }).key
+  const vehicles = await Promise.all(Array.from({ length: Math.ceil(ms / 2000) }, async () => {
+    const vin = `WVWZZZ1JZXW${String(nextConnectVin++)}`
+    return { ...await issueVehicleCertificate(certDir, { vin, market: 'DE' }), vin }
+  }))
+  const flood = startFlood({ url: gw.httpUrl, ...attack })
+  const tally = (into: Record<string, number>, key: string | number): void => { into[String(key)] = (into[String(key)] ?? 0) + 1 }
+  const calls: Record<string, number> = {}
+  const connects: Record<string, number> = {}
+  const until = Date.now() + ms
+  const caller = (async () => {
+    await sleep(1000)
+    while (Date.now() < until) {
+      const started = Date.now()
+      const r = await fetch(`${gw.httpUrl}/v1/vehicles/${EXPORT_VIN}`, { headers: { authorization: `Bearer ${rare}` }, signal: AbortSignal.timeout(10_000) }).then((x) => x.status, () => 'no answer in 10 s')
+      tally(calls, r)
+      await sleep(Math.max(0, callEveryMs - (Date.now() - started)))
+    }
+  })()
+  const connector = (async () => {
+    for (const v of vehicles) {
+      if (Date.now() >= until) break
+      const started = Date.now()
+      tally(connects, await connectOnce(gw, v))
+      await sleep(Math.max(0, 2000 - (Date.now() - started)))
+    }
+  })()
+  await Promise.all([caller, connector])
+  const floodAnswers = await flood.stop()
+  return { floodAnswers, rareKeyCalls: calls, vehicleConnects: connects }
+}
+
 const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vgw-abuse-bench-'))
 fs.chmodSync(workDir, 0o755)
 const certDir = path.join(workDir, 'certs')
 await initDevPki(certDir)
 const gw = await startGateway(workDir, certDir)
 const results: Record<string, unknown> = { vgwRoot: root, node: process.version, at: new Date().toISOString() }
+const only = arg('--only')
 try {
+  if (only === 'issue20') {
+    // The rarely used key reads this vehicle: 200 when it is served.
+    await fetch(`${gw.httpUrl}/v1/vehicles/${EXPORT_VIN}`, { method: 'PUT', headers: { authorization: `Bearer ${gw.key}`, 'content-type': 'application/json' }, body: '{"market":"DE"}' })
+    results.fleetAlone = await fleetP99(gw, certDir, null)
+    results.besideReadyFlood = await fleetP99(gw, certDir, async () => await besideAttack(gw, { path: '/ready', connections: 700 }, 18_000, 1000))
+    results.besideJunkTokens = await fleetP99(gw, certDir, async () => await besideAttack(gw, { path: `/v1/vehicles/${EXPORT_VIN}`, connections: 8, junkTokens: true, ratePerSecond: 190 }, 19_000, 6000))
+  } else {
   await fillVehicleRows(gw.dbUrl, EXPORT_VIN, 100_000, new Date(Date.now() - 20 * 86_400_000), new Date(Date.now() - 86_400_000))
   results.fleetAlone = await fleetP99(gw, certDir, null)
   results.fleetWithAbuse = await fleetP99(gw, certDir, async () => {
@@ -225,6 +293,7 @@ try {
   }
   results.qos2Flood = await qos2Flood(gw, certDir)
   results.foreignCertificate = await foreignCertificate(gw, certDir, 50)
+  }
 } finally {
   await gw.stop()
   fs.rmSync(workDir, { recursive: true, force: true })

@@ -80,7 +80,9 @@ export async function startVgw (workDir: string, certDir: string, nodeArgs: stri
       // R3 offers more than the default 5,000 requests/s per key, and a key's first lookups count
       // against its address's budget: the bench measures load shedding, not the rate limits.
       VGW_API_RATE_LIMIT_PER_KEY: '1000000',
-      VGW_API_RATE_LIMIT_PER_ADDRESS: '1000000'
+      VGW_API_RATE_LIMIT_PER_ADDRESS: '1000000',
+      // The open-loop REST scenarios hold thousands of keep-alive connections from 127.0.0.1.
+      VGW_HTTP_MAX_CONNECTIONS_PER_ADDRESS: '10000000'
     },
     stdio: ['ignore', 'pipe', 'inherit']
   })

@@ -7,6 +7,7 @@ import type { Logger } from 'pino'
 import { newUuidV7 } from '../protocol/index.ts'
 import type { Store, TransactionRecord, Transition } from '../store/index.ts'
 import { buildHttpApp } from './api/http-app.ts'
+import { ApiKeyCache } from './api/key-cache.ts'
 import { CommitBatcher } from './commit-batcher.ts'
 import type { GatewayConfig } from './config.ts'
 import { Dispatcher } from './downlink/dispatcher.ts'
@@ -16,7 +17,7 @@ import type { EventHub, StreamEvent } from './events/event-hub.ts'
 import { RetentionJob } from './lifecycle/retention-job.ts'
 import { MeteredEventHub, Telemetry } from './metrics/telemetry.ts'
 import { Overload } from './overload.ts'
-import { commitStallReason } from './readiness.ts'
+import { commitStallReason, ReadinessProbe } from './readiness.ts'
 import { WebhookDelivery } from './webhooks/webhook-delivery.ts'
 import { Ledger } from './ledger/ledger.ts'
 import { loadCheckpointSigner } from './ledger/checkpoint-signer.ts'
@@ -43,6 +44,8 @@ export interface Gateway {
   /** The write-time ledger: every committed log row's leaf, chained and checkpointed (docs/legal-export.md). */
   readonly ledger: Ledger
   readonly telemetry: Telemetry
+  /** The database half of /ready, probed once a second in the background (readiness.ts). */
+  readonly readiness: ReadinessProbe
   /** Starts both listeners; resolves with the bound ports (useful with port 0). */
   listen(): Promise<{ mqttPort: number, httpPort: number }>
   /** Graceful drain: stop accepting, commit what is pending, close vehicles, stop listeners. */
@@ -81,6 +84,8 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
   // Load shedding (overload.ts): the API pool's queue (and the send queue, http-app.ts) and the event loop.
   const overload = new Overload(config.overload, deps.eventLoopDelayMs !== undefined ? { loopDelayMs: deps.eventLoopDelayMs } : {})
   overload.watchQueue(() => deps.store.poolStats().find((p) => p.pool === 'api')?.waiting ?? 0)
+  // Every live API key in memory (key-cache.ts); other gateways' key changes arrive on the bus.
+  const keys = new ApiKeyCache(deps.store.apiKeys, config.api.keyCacheMs, { now, logger: logger.child({ part: 'api-keys' }) })
   // The edge reports to the dispatcher, and the dispatcher publishes through the edge.
   let dispatcher: Dispatcher | null = null
   const edge = await createVehicleEdge({
@@ -98,7 +103,11 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
           (vins) => { for (const vin of vins) dispatcher?.notify(vin) },
           (err: unknown) => logger.warn({ err, campaignId }, 'campaign dispatch deferred to the next connection'))
       },
-      events: (bodies) => hub.deliver(bodies as Array<Omit<StreamEvent, 'seq'>>)
+      events: (bodies) => hub.deliver(bodies as Array<Omit<StreamEvent, 'seq'>>),
+      keysChanged: (change) => {
+        keys.revoked(change.revoked)
+        keys.refresh().catch((err: unknown) => logger.warn({ err }, 'API keys not read after a change elsewhere; the next periodic read applies it'))
+      }
     },
     acknowledge: (vin, ack) => transitions.add({
       messageId: ack.correlationId, vin, status: 'acknowledged', ackStatus: ack.ackStatus, at: new Date(now()), logId: newId()
@@ -109,6 +118,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     logger: logger.child({ part: 'edge' }),
     limits: config.envelope,
     maxPacketBytes: config.maxPacketBytes,
+    maxTopicLevels: config.maxTopicLevels,
     maxPendingRecords: config.maxPendingRecords,
     maxPendingBytes: config.maxPendingBytes,
     vehicle: config.vehicle,
@@ -138,6 +148,8 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
   // Committed events wake caught-up webhooks, so that delivery does not wait for the next poll.
   hub.subscribe({}, () => webhooks.wake())
   let closing = false
+  // /ready's one database round trip, made by this probe once a second, never by a request.
+  const readiness = new ReadinessProbe({ check: async () => { await deps.store.ping(); return null } })
   const http = await buildHttpApp({
     store: deps.store,
     connections: edge.connections,
@@ -155,6 +167,8 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       if (config.redisUrl !== undefined) edge.announceDownlink(vin)
     },
     announceCampaign: (campaignId) => edge.announceCampaign(campaignId),
+    keys,
+    announceKeys: (change) => edge.announceKeys(change),
     clustered: config.redisUrl !== undefined,
     exports: config.exports,
     webhookAllow: config.webhooks.allow,
@@ -162,19 +176,14 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     api: config.api,
     telemetry,
     overload,
-    notReadyReason: async () => {
+    notReadyReason: () => {
       if (closing) return 'the gateway is shutting down'
       if (!edge.server.listening) return 'the MQTT listener is not up'
       const crlStale = edge.revocation.staleReason()
       if (crlStale !== null) return crlStale
       const stalled = commitStallReason({ 'transaction log': log, 'message status': transitions }, config.commitStallMs)
       if (stalled !== null) return stalled
-      try {
-        await deps.store.ping()
-      } catch {
-        return 'the database is not reachable'
-      }
-      return null
+      return readiness.verdict
     }
   })
   telemetry.attachGauges({
@@ -212,6 +221,7 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
     expiry,
     telemetry,
     ledger,
+    readiness,
     async listen () {
       await maintainPartitions()
       // Before any row commits: the ledger must see every one.
@@ -225,6 +235,8 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       webhooks.start()
       telemetry.start()
       overload.start()
+      await readiness.start()
+      await keys.start()
       await new Promise<void>((resolve, reject) => {
         edge.server.once('error', reject)
         edge.server.listen(config.mqttPort, config.host, () => {
@@ -248,6 +260,8 @@ export async function buildGateway (config: GatewayConfig, deps: GatewayDeps): P
       const webhooksStopped = webhooks.stop()
       telemetry.stop()
       overload.stop()
+      readiness.stop()
+      keys.stop()
       // Stop accepting first (vehicles, then REST), so nothing new arrives at a draining gateway;
       // /ready already answers 503 (closing), and fastify answers 503 to requests from here on.
       edge.stopAccepting()

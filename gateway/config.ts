@@ -48,6 +48,8 @@ export interface GatewayConfig {
   vehicle: { maxInflight: number, msgRate: number, msgBurst: number, bytesPerDay: number }
   /** Per source address and in total, before any MQTT byte is read. */
   edge: { maxConnections: number, maxConnectionsPerAddress: number, handshakesPerSecondPerAddress: number, handshakeTimeoutMs: number, securityEventsPerMinute: number }
+  /** Levels of an MQTT topic or topic filter at most (Aedes' maxTopicLevels, GHSA-xxqp-5qx8-gj5q); a deeper one closes the connection. */
+  maxTopicLevels: number
   /** REST bounds. */
   api: {
     rateLimitPerKey: number, rateLimitPerAddress: number, keyCacheMs: number, pageMaxBytes: number, campaignMaxRecipients: number
@@ -56,6 +58,8 @@ export interface GatewayConfig {
     streamMaxPerKey: number, streamPingMs: number
     /** REST sends committing at once, each statement carrying every send that waited for it (send-batcher.ts). */
     sendConcurrency: number
+    /** Connections to the REST port from one source address at most; past it a new one is closed at accept (connection-cap.ts). */
+    maxConnectionsPerAddress: number
   }
   /** Load shedding (gateway/overload.ts): past a bound, REST answers 503 GW_ERR_OVERLOADED and new vehicles CONNACK 3. */
   overload: { maxDatabaseQueue: number, maxEventLoopDelayMs: number, sampleMs: number, retryAfterSeconds: number }
@@ -139,6 +143,8 @@ export const SETTINGS = {
   tlsSessionLifetimeS: { env: 'VGW_TLS_SESSION_LIFETIME_S', flag: '--tls-session-lifetime-s', description: 'seconds a TLS session ticket can be resumed, at most until the next key rotation (default 7200)' },
   tlsHandshakeTimeoutMs: { env: 'VGW_TLS_HANDSHAKE_TIMEOUT_MS', flag: '--tls-handshake-timeout-ms', description: 'a socket that has not completed TLS by then is closed (default 10000)' },
   securityEventsPerMinute: { env: 'VGW_SECURITY_EVENTS_PER_MINUTE', flag: '--security-events-per-minute', description: 'security rows per VIN per minute; the rest are counted in a summary row (default 10)' },
+  maxTopicLevels: { env: 'VGW_MAX_TOPIC_LEVELS', flag: '--max-topic-levels', description: 'levels of an MQTT topic or topic filter at most; a deeper one closes the vehicle\'s connection (default 16, at most 100)' },
+  httpMaxConnectionsPerAddress: { env: 'VGW_HTTP_MAX_CONNECTIONS_PER_ADDRESS', flag: '--http-max-connections-per-address', description: 'TCP connections to the REST port from one source address at most; past it a new one is closed at accept (default 256)' },
   apiRateLimitPerKey: { env: 'VGW_API_RATE_LIMIT_PER_KEY', flag: '--api-rate-limit-per-key', description: 'REST requests per second per API key (default 5000)' },
   apiRateLimitPerAddress: { env: 'VGW_API_RATE_LIMIT_PER_ADDRESS', flag: '--api-rate-limit-per-address', description: 'REST requests per second per address without a valid key (default 50)' },
   apiKeyCacheMs: { env: 'VGW_API_KEY_CACHE_MS', flag: '--api-key-cache-ms', description: 'how long an API-key lookup, found or not, is cached (default 5000)' },
@@ -346,6 +352,8 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
       handshakeTimeoutMs: integer('tlsHandshakeTimeoutMs', get('tlsHandshakeTimeoutMs'), 10_000, 100, 600_000),
       securityEventsPerMinute: integer('securityEventsPerMinute', get('securityEventsPerMinute'), 10, 1, 1_000_000)
     },
+    // Aedes clamps to 100: its topic tries (qlobber) throw past that many words.
+    maxTopicLevels: integer('maxTopicLevels', get('maxTopicLevels'), 16, 3, 100),
     api: {
       rateLimitPerKey: integer('apiRateLimitPerKey', get('apiRateLimitPerKey'), 5000, 1, 10_000_000),
       rateLimitPerAddress: integer('apiRateLimitPerAddress', get('apiRateLimitPerAddress'), 50, 1, 10_000_000),
@@ -355,7 +363,8 @@ export function loadConfig (env: NodeJS.ProcessEnv, flags: ConfigInput = {}, cwd
       campaignMaxBytes: integer('campaignMaxBytes', get('campaignMaxBytes'), 512 * 1024 * 1024, 1024, 1024 * 1024 * 1024 * 1024),
       streamMaxPerKey: integer('streamMaxPerKey', get('streamMaxPerKey'), 10, 1, 100_000),
       streamPingMs: integer('streamPingMs', get('streamPingMs'), 30_000, 100, 3_600_000),
-      sendConcurrency: integer('apiSendConcurrency', get('apiSendConcurrency'), 4, 1, 1000)
+      sendConcurrency: integer('apiSendConcurrency', get('apiSendConcurrency'), 4, 1, 1000),
+      maxConnectionsPerAddress: integer('httpMaxConnectionsPerAddress', get('httpMaxConnectionsPerAddress'), 256, 1, 10_000_000)
     },
     overload: {
       maxDatabaseQueue: integer('overloadMaxDbQueue', get('overloadMaxDbQueue'), 500, 1, 10_000_000),

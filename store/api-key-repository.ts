@@ -57,8 +57,15 @@ function newKey (): string {
   return `vgw_${randomBytes(32).toString('base64url')}`
 }
 
-function hashKey (key: string): string {
+/** What the database keeps of a key: its SHA-256, hex. */
+export function hashKey (key: string): string {
   return createHash('sha256').update(key).digest('hex')
+}
+
+/** A live key as an in-memory snapshot holds it (gateway/api/key-cache.ts): its hash and identity, never the secret. */
+export interface LiveApiKey {
+  keyHash: string
+  identity: ApiKeyIdentity
 }
 
 interface KeyRow { id: string, name: string, scopes: string[], expires_at: Date | null, created_at: Date, last_used_at: Date | null, revoked_at: Date | null }
@@ -106,6 +113,12 @@ export class ApiKeyRepository {
     const rows = await this.#q<KeyRow>(this.#pool, `SELECT ${COLUMNS} FROM api_keys WHERE key_hash = $1 AND ${LIVE} LIMIT 1`, [hashKey(key)])
     const row = rows[0]
     return row === undefined ? null : { id: row.id, name: row.name, scopes: row.scopes.filter(isScope), expiresAt: row.expires_at }
+  }
+
+  /** Every live key's hash and identity, in one statement (a snapshot of the table's live rows). */
+  async liveKeys (): Promise<LiveApiKey[]> {
+    const rows = await this.#q<KeyRow & { key_hash: string }>(this.#pool, `SELECT key_hash, ${COLUMNS} FROM api_keys WHERE ${LIVE}`)
+    return rows.map((r) => ({ keyHash: r.key_hash, identity: { id: r.id, name: r.name, scopes: r.scopes.filter(isScope), expiresAt: r.expires_at } }))
   }
 
   /** Every key, newest first; revoked and expired ones only with `all`. */

@@ -19,7 +19,7 @@ import { LedgerRepository } from './ledger-repository.ts'
 import { LogCommitted, type CommittedLeaf } from './log-committed.ts'
 
 export { startEmbeddedPostgres, runningEmbeddedUrl, lockDataDir, type EmbeddedPostgres } from './embedded-postgres.ts'
-export { SCOPES, isScope, grants, type Scope, type ApiKeyIdentity, type CreatedApiKey, type ApiKeyInfo, type RotatedApiKey, ApiKeyRepository } from './api-key-repository.ts'
+export { SCOPES, isScope, grants, type Scope, type ApiKeyIdentity, type CreatedApiKey, type ApiKeyInfo, type RotatedApiKey, type LiveApiKey, ApiKeyRepository, hashKey, isApiKeyShaped } from './api-key-repository.ts'
 export { TransactionLog, type TransactionRecord, type TransactionQuery, type TransactionPage, type Direction } from './transaction-log.ts'
 export { VehicleRepository, type VehicleRow, type ConnectRow, type DisconnectRow } from './vehicle-repository.ts'
 export { MessageRepository, MESSAGE_STATUSES, type MessageStatus, type MessageRow, type NewMessage, type MessageContent, type Transition, type EnqueueResult } from './message-repository.ts'

@@ -55,15 +55,16 @@ export interface BearerAuthDeps {
 
 /**
  * onRequest hook: rate limits, then 401 without a valid key, 403 without the route's scope.
- * A key already known valid (cached) is counted against its own limit; every other request
- * is counted per source address first, so a flood of made-up tokens meets 429 before it
- * could reach the key lookup (which the cache and the key-shape check keep off the database).
+ * A valid key (in the in-memory snapshot, key-cache.ts) is counted against its own limit only,
+ * never against the address budget that unauthenticated traffic from its address uses up;
+ * every other request is counted per source address first, so a flood of made-up tokens meets
+ * 429 before it could make the snapshot be read again.
  */
 export function bearerAuth (deps: BearerAuthDeps) {
   return async function authenticate (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (request.routeOptions.url !== undefined && UNLIMITED.has(request.routeOptions.url)) return
     const { key, tokenInUrl } = presentedKey(request)
-    const known = key !== null ? deps.keys.known(key) : undefined
+    const known = key !== null ? await deps.keys.known(key) : undefined
     if (known !== undefined) {
       request.apiKey = known
       await deps.limits.perKey(request, reply)

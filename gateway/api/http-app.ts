@@ -1,3 +1,4 @@
+import http from 'node:http'
 import swagger from '@fastify/swagger'
 import websocket from '@fastify/websocket'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
@@ -9,7 +10,9 @@ import type { GatewayConfig } from '../config.ts'
 import type { EventHub } from '../events/event-hub.ts'
 import { installErrorHandling } from './api-errors.ts'
 import { bearerAuth } from './auth.ts'
-import { ApiKeyCache } from './key-cache.ts'
+import { capConnectionsPerAddress } from './connection-cap.ts'
+import { SampledLog } from '../edge/sampled-log.ts'
+import type { ApiKeyCache, KeyChange } from './key-cache.ts'
 import { SendBatcher } from './send-batcher.ts'
 import { installLoadShedding } from './load-shedding.ts'
 import type { Overload } from '../overload.ts'
@@ -19,7 +22,7 @@ import { keyRoutes } from './routes/key-routes.ts'
 import { installRateLimits } from './rate-limits.ts'
 import { campaignRoutes } from './routes/campaign-routes.ts'
 import { feedRoutes } from './routes/feed-routes.ts'
-import { healthRoutes, type HealthDeps } from './routes/health-routes.ts'
+import { answerProbe, healthRoutes, type HealthDeps } from './routes/health-routes.ts'
 import { lifecycleRoutes } from './routes/lifecycle-routes.ts'
 import { metricsRoutes } from './routes/metrics-routes.ts'
 import { traceRoutes } from './routes/trace-routes.ts'
@@ -44,6 +47,10 @@ export interface HttpAppDeps extends HealthDeps {
   /** A message waits for this vehicle: handed over whole when just committed, or only named (its row is read back). */
   notify: (vin: string, message?: DownlinkMessage) => void
   announceCampaign: (campaignId: string) => void
+  /** Every live API key in memory (key-cache.ts), owned by the gateway. */
+  keys: ApiKeyCache
+  /** Tells every other gateway of the cluster that keys changed here (the bus). */
+  announceKeys: (change: KeyChange) => void
   clustered: boolean
   /** REST bounds: rate limits, key cache, page bytes, campaign recipients, streams. */
   api: GatewayConfig['api']
@@ -71,7 +78,21 @@ const REDACT = {
 /** The REST API and stream (README, "REST API"), built but not listening. Its OpenAPI document is served at /docs. */
 export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance> {
   const logger = deps.logger.child({ part: 'api' }, { redact: REDACT })
+  const metrics = deps.telemetry.metrics
+  const probes = {
+    notReadyReason: deps.notReadyReason,
+    newId: deps.newId,
+    counted: (route: string, status: number) => metrics.httpRequests.inc({ route, method: 'GET', status: String(status) })
+  }
+  // Once closing, probes go to fastify too, which answers 503 (return503OnClosing).
+  let closing = false
   const app = Fastify({
+    // Fastify's own defaults for an HTTP/1 server (lib/server.js), with the probes answered first (health-routes.ts).
+    serverFactory: (handler) => {
+      const server = http.createServer((request, response) => { if (closing || !answerProbe(request, response, probes)) handler(request, response) })
+      server.keepAliveTimeout = 72_000
+      return server
+    },
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
     bodyLimit: 1024 * 1024,
@@ -80,7 +101,11 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
     genReqId: () => deps.newId(),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } }
   })
+  app.addHook('preClose', async () => { closing = true })
   app.decorateRequest('apiKey', null)
+  const refusals = new SampledLog(logger)
+  capConnectionsPerAddress(app.server, deps.api.maxConnectionsPerAddress, refusals)
+  app.addHook('onClose', async () => { refusals.close() })
   installHttpMetrics(app, deps.telemetry.metrics)
   installErrorHandling(app, logger)
   if (deps.overload !== undefined) installLoadShedding(app, deps.overload)
@@ -93,12 +118,17 @@ export async function buildHttpApp (deps: HttpAppDeps): Promise<FastifyInstance>
   })
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } })
   const limits = await installRateLimits(app, { perKey: deps.api.rateLimitPerKey, perAddress: deps.api.rateLimitPerAddress })
-  const keys = new ApiKeyCache((key) => deps.store.apiKeys.verify(key), deps.api.keyCacheMs)
+  const keys = deps.keys
   // "Last used" is written at most every 10 s, in one statement for every key used meanwhile.
   const usage = new KeyUsage((lastUsed) => deps.store.apiKeys.touch(lastUsed), 10_000, logger)
   app.addHook('onClose', async () => { await usage.close() })
   app.addHook('onRequest', bearerAuth({ keys, limits, usage, now: deps.now }))
-  await app.register(keyRoutes, { store: deps.store, now: deps.now, forget: (ids) => keys.forget(ids) })
+  await app.register(keyRoutes, { store: deps.store, now: deps.now, changed: async (change) => {
+    // Here at once (revoked ids refused, the snapshot read again), everywhere else through the bus.
+    keys.revoked(change.revoked)
+    deps.announceKeys(change)
+    await keys.refresh().catch((err: unknown) => logger.warn({ err }, 'API keys not read after a change; the next periodic read applies it'))
+  } })
   await app.register(healthRoutes, { notReadyReason: deps.notReadyReason })
   await app.register(vehicleRoutes, { store: deps.store, connections: deps.connections, now: deps.now, clustered: deps.clustered, pageMaxBytes: deps.api.pageMaxBytes })
   const messageDeps = { store: deps.store, hub: deps.hub, limits: deps.limits, ...deps.downlink, now: deps.now, newId: deps.newId }

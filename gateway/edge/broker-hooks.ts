@@ -35,6 +35,8 @@ export interface BrokerHookDeps {
   sessionStarted: (client: Client, at: Date) => void
   /** True while the gateway sheds load (gateway/overload.ts): new sessions are refused, open ones carry on. */
   overloaded?: () => boolean
+  /** Levels of a topic or topic filter at most (VGW_MAX_TOPIC_LEVELS): Aedes closes a connection that sends a deeper one. */
+  maxTopicLevels: number
   /** Cluster mode: Aedes' bus and sessions in this Redis. */
   redisUrl?: string
   /** Cluster mode: the secret bus messages are signed with (cluster.ts). */
@@ -72,7 +74,7 @@ export async function createBroker (deps: BrokerHookDeps): Promise<Aedes> {
     ...(deps.redisUrl !== undefined ? clusterBrokerOptions(deps.redisUrl, deps.clusterSecret ?? '', logger) : {}),
     connectTimeout: 10_000,
     drainTimeout: 10_000,
-    maxTopicLevels: 16,
+    maxTopicLevels: deps.maxTopicLevels,
     // QoS 2 is refused in authorizePublish before Aedes would store it; this is a second bound.
     maxInflightInbound: 1,
 

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { Aedes } from 'aedes'
 import type { Logger } from 'pino'
 import type { CertLink } from './device-identity.ts'
@@ -9,7 +10,12 @@ export interface ClusterBusHandlers {
   campaignQueued(campaignId: string): void
   /** Stream events committed by some gateway of the cluster (cluster mode only). */
   events(bodies: unknown[]): void
+  /** Another gateway (or worker) changed API keys through its REST API: revoked ids are refused at once. */
+  keysChanged(change: { revoked: string[] }): void
 }
+
+// Key ids are UUIDs; an announcement names at most this many (a revocation by name of a very common name is split).
+const MAX_IDS_PER_ANNOUNCEMENT = 1000
 
 /**
  * Announcements between the gateways of a cluster. They ride Aedes' own bus (Redis in
@@ -18,6 +24,8 @@ export interface ClusterBusHandlers {
  */
 export class ClusterBus {
   readonly #broker: Aedes
+  /** Names this gateway's own announcements, which it has already applied. */
+  readonly #self = randomUUID()
 
   constructor (broker: Aedes) {
     this.#broker = broker
@@ -34,6 +42,16 @@ export class ClusterBus {
         }
       })
     }
+    await this.#subscribe('$vgw/keys', (_topic, payload) => {
+      try {
+        const m = JSON.parse(payload.toString('utf8')) as { from?: unknown, revoked?: unknown }
+        if (m.from === this.#self) return
+        if (!Array.isArray(m.revoked)) throw new Error('not a list')
+        handlers.keysChanged({ revoked: m.revoked.filter((id): id is string => typeof id === 'string').slice(0, MAX_IDS_PER_ANNOUNCEMENT) })
+      } catch (err) {
+        logger.warn({ err }, 'unreadable API key announcement from the cluster')
+      }
+    })
     await this.#subscribe('$vgw/downlink/+', (topic) => handlers.downlinkWaiting(topic.slice('$vgw/downlink/'.length)))
     await this.#subscribe('$vgw/campaign/+', (topic) => handlers.campaignQueued(topic.slice('$vgw/campaign/'.length)))
   }
@@ -44,6 +62,17 @@ export class ClusterBus {
 
   announceCampaign (campaignId: string): void {
     this.#announce(`$vgw/campaign/${campaignId}`)
+  }
+
+  /**
+   * API keys changed through this gateway's REST API (revoked, rotated, created): every other
+   * gateway and worker drops the revoked ones at once and reads its key snapshot again. Signed
+   * like every `$` message in cluster mode (cluster.ts).
+   */
+  announceKeys (change: { revoked: string[] }): void {
+    for (let i = 0; i === 0 || i < change.revoked.length; i += MAX_IDS_PER_ANNOUNCEMENT) {
+      this.#announce('$vgw/keys', Buffer.from(JSON.stringify({ from: this.#self, revoked: change.revoked.slice(i, i + MAX_IDS_PER_ANNOUNCEMENT) })))
+    }
   }
 
   /** Certificates this gateway found revoked: every gateway closes their sessions (revocation.ts). */

@@ -85,6 +85,16 @@ export class Revocation {
     return chain.some((l) => this.#fromFile.has(key(l)) || this.#announced.has(key(l)))
   }
 
+  /**
+   * Whether a CRL that OpenSSL checks for this chain is past its nextUpdate: a full handshake is
+   * then refused (CRL_HAS_EXPIRED), and a resumed TLS session, which OpenSSL does not verify again,
+   * must be too (issue #20). OpenSSL checks the CRL of every CA of the chain (CRL_CHECK_ALL).
+   */
+  isStaleFor (chain: readonly CertLink[]): boolean {
+    const now = this.#now()
+    return this.#crls.some((c) => c.nextUpdate !== null && c.nextUpdate.getTime() < now && chain.some((l) => l.issuer === c.issuer))
+  }
+
   /** A verified session: closed when revoked, and at its certificate's expiry. */
   track (socket: TLSSocket, who: DeviceIdentity): void {
     const entry = { who, timer: null as NodeJS.Timeout | null }

@@ -129,7 +129,8 @@ type Refused = Extract<IdentityResult, { ok: false }>
 /**
  * Our own check after OpenSSL's: certificates revoked by another gateway of the cluster (not
  * in our CRL file yet), and a resumed TLS session, whose verdict is the one of its first
- * handshake, must not let a revoked or expired certificate in.
+ * handshake, must not let a revoked or expired certificate in, nor one whose CA's CRL is now
+ * past its nextUpdate (a full handshake fails closed then, with OpenSSL's CRL_HAS_EXPIRED).
  */
 function revoked (result: IdentityResult, revocation: Revocation): IdentityResult {
   if (!result.ok) return result
@@ -137,6 +138,7 @@ function revoked (result: IdentityResult, revocation: Revocation): IdentityResul
   const refused = { claimedVin: who.vin, chainsToCa: true, fingerprint: who.fingerprint, remoteAddress: who.remoteAddress }
   if (revocation.isRevoked(who.chain)) return { ok: false, code: 'GW_ERR_CERT_REVOKED', detail: 'CERT_REVOKED', ...refused }
   if (who.notAfter <= Date.now()) return { ok: false, code: 'GW_ERR_CERT_EXPIRED', detail: 'CERT_HAS_EXPIRED', ...refused }
+  if (revocation.isStaleFor(who.chain)) return { ok: false, code: 'GW_ERR_CERT_UNTRUSTED', detail: 'CRL_HAS_EXPIRED', ...refused }
   return result
 }
 

@@ -47,6 +47,8 @@ export interface VehicleEdgeDeps {
   logger: Logger
   limits: EnvelopeLimits
   maxPacketBytes: number
+  /** VGW_MAX_TOPIC_LEVELS (broker-hooks.ts). */
+  maxTopicLevels: number
   /** Commit backlog bounds (see GatewayConfig.maxPendingRecords and maxPendingBytes). */
   maxPendingRecords: number
   maxPendingBytes: number
@@ -82,6 +84,8 @@ export interface VehicleEdge {
   announceCampaign(campaignId: string): void
   /** Sends committed stream events to every gateway of the cluster. */
   broadcastEvents(bodies: unknown[]): void
+  /** Tells every other gateway of the cluster that API keys changed here (cluster-bus.ts). */
+  announceKeys(change: { revoked: string[] }): void
   /** Stops accepting new vehicle connections; those open stay. */
   stopAccepting(): void
   /** Closes every vehicle connection (they reconnect elsewhere). */
@@ -129,6 +133,7 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
     logger,
     acceptUplink: (_client, who, packet) => gate(who, packet),
     sessionStarted: (client, at) => connectedAt.set(client, at),
+    maxTopicLevels: deps.maxTopicLevels,
     ...(deps.overloaded !== undefined ? { overloaded: deps.overloaded } : {}),
     ...(deps.redisUrl !== undefined ? { redisUrl: deps.redisUrl, clusterSecret: deps.clusterSecret ?? '' } : {})
   })
@@ -178,6 +183,7 @@ export async function createVehicleEdge (deps: VehicleEdgeDeps): Promise<Vehicle
     announceDownlink: (vin) => bus.announceDownlink(vin),
     announceCampaign: (campaignId) => bus.announceCampaign(campaignId),
     broadcastEvents: (bodies) => bus.broadcastEvents(bodies),
+    announceKeys: (change) => bus.announceKeys(change),
     stopAccepting: () => { void stopAccepting() },
     disconnectAll,
     async close () {

@@ -1,3 +1,4 @@
+import os from 'node:os'
 import { spawn, type ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import readline from 'node:readline'
@@ -89,6 +90,8 @@ export function gatewayEnv (paths: { caCert: string, serverCert: string, serverK
     VGW_TLS_CRL: paths.crl,
     // Used only when a test sets VGW_REDIS_URL: the gateways of a test cluster share it.
     VGW_CLUSTER_SECRET: TEST_CLUSTER_SECRET,
+    // The ledger's checkpoints of test gateways go to the temporary directory, not the repository's .data.
+    VGW_LEDGER_DIR: path.join(os.tmpdir(), `vgw-test-ledger-${process.pid}`),
     ...extra
   }
 }

@@ -2,13 +2,14 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { GatewayError, isUuid } from '../../../protocol/index.ts'
 import { SCOPES, grants, type ApiKeyInfo, type Scope, type Store } from '../../../store/index.ts'
 import { actorOf } from '../auth.ts'
+import type { KeyChange } from '../key-cache.ts'
 import { DEFAULT_ROTATION_GRACE, parseLifetime } from '../key-lifetime.ts'
 
 export interface KeyRoutesDeps {
   store: Store
   now: () => number
-  /** Drops this gateway's cached lookups of revoked keys at once (other gateways within VGW_API_KEY_CACHE_MS). */
-  forget: (ids: ReadonlySet<string>) => void
+  /** A change committed: revoked ids are refused at once here and, through the cluster bus, on every gateway; the key snapshot is read again. */
+  changed: (change: KeyChange) => Promise<void>
 }
 
 const iso = (d: Date | null): string | null => d?.toISOString() ?? null
@@ -55,6 +56,7 @@ export async function keyRoutes (app: FastifyInstance, deps: KeyRoutesDeps): Pro
     requireGrantable(request, scopes, 'hand out keys')
     const expiresAt = expires === undefined ? null : new Date(deps.now() + parseLifetime('body.expires', expires))
     const created = await deps.store.apiKeys.create(name, scopes, actorOf(request), expiresAt)
+    await deps.changed({ revoked: [] })
     return reply.code(201).send({ ...created, expiresAt: iso(created.expiresAt) })
   })
 
@@ -66,7 +68,7 @@ export async function keyRoutes (app: FastifyInstance, deps: KeyRoutesDeps): Pro
     if (isUuid(id)) requireGrantable(request, (await deps.store.apiKeys.list()).filter(byId(id)).flatMap((k) => k.scopes), 'revoke keys')
     const revoked = isUuid(id) ? await deps.store.apiKeys.revokeById(id, actorOf(request)) : null
     if (revoked === null) throw new GatewayError('GW_ERR_API_KEY_NOT_FOUND', `no live API key ${id.slice(0, 40)}`)
-    deps.forget(new Set([revoked.id]))
+    await deps.changed({ revoked: [revoked.id] })
     return { revoked: [view(revoked)] }
   })
 
@@ -78,7 +80,7 @@ export async function keyRoutes (app: FastifyInstance, deps: KeyRoutesDeps): Pro
     requireGrantable(request, (await deps.store.apiKeys.list()).filter(byName(name)).flatMap((k) => k.scopes), 'revoke keys')
     const revoked = await deps.store.apiKeys.revokeByName(name, actorOf(request))
     if (revoked.length === 0) throw new GatewayError('GW_ERR_API_KEY_NOT_FOUND', `no live API key named ${JSON.stringify(name.slice(0, 40))}`)
-    deps.forget(new Set(revoked.map((k) => k.id)))
+    await deps.changed({ revoked: revoked.map((k) => k.id) })
     return { revoked: revoked.map(view) }
   })
 
@@ -95,7 +97,7 @@ export async function keyRoutes (app: FastifyInstance, deps: KeyRoutesDeps): Pro
     requireGrantable(request, (await deps.store.apiKeys.list()).filter(byName(name)).flatMap((k) => k.scopes), 'rotate keys')
     const rotated = await deps.store.apiKeys.rotate(name, graceMs, actorOf(request), expiresAt)
     if (rotated === null) throw new GatewayError('GW_ERR_API_KEY_NOT_FOUND', `no live API key named ${JSON.stringify(name.slice(0, 40))}`)
-    deps.forget(new Set(rotated.previous.map((p) => p.id)))
+    await deps.changed({ revoked: [] })
     return reply.code(201).send({ ...rotated.created, expiresAt: iso(rotated.created.expiresAt), previous: rotated.previous.map((p) => ({ id: p.id, expiresAt: iso(p.expiresAt) })) })
   })
 }
