@@ -4,7 +4,7 @@
 // export and prove one vehicle's share of them.
 //   npx tsx bench/ledger-verify-bench.ts [rows=1000000] [vehicles=1000]
 // Prints one JSON line.
-import { generateKeyPairSync } from 'node:crypto'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -70,8 +70,29 @@ const exportSeconds = (performance.now() - e0) / 1000
 const x0 = performance.now()
 const exported = await verifyExportDir(out, { dir, keys: [] })
 const exportVerifySeconds = (performance.now() - x0) / 1000
+// Last (its batches name rows that do not exist), the gateway's share alone: 200,000 committed rows' leaves in transactions of 300 (as the log
+// append reports them) through record(), stored, and one checkpoint; this process' CPU per row.
+const costLedger = new Ledger({
+  store,
+  signer: signerFromKey('vgw-ledger', generateKeyPairSync('ed25519').privateKey),
+  settings: { checkpointDir: path.join(dir, 'cost'), checkpointIntervalMs: 3_600_000, flushIntervalMs: 200 },
+  epoch: newUuidV7(),
+  gateway: 'ledger-cost',
+  logger: pino({ level: 'warn' })
+})
+await costLedger.start()
+const COST_ROWS = 200_000
+const committed = Array.from({ length: COST_ROWS / 300 }, (_, g) => Array.from({ length: 300 }, () => ({ id: newUuidV7(), xid: String(10_000_000 + g), leaf: randomBytes(32) })))
+const c0 = process.cpuUsage()
+for (const group of committed) costLedger.record(group)
+await costLedger.checkpoint()
+const cost = process.cpuUsage(c0)
+await costLedger.close()
+const ledgerGatewayUsPerRow = Number(((cost.user + cost.system) / COST_ROWS).toFixed(2))
+
 console.log(JSON.stringify({
   scenario: 'ledger-verify',
+  ledgerGatewayUsPerRow,
   rows,
   writeSeconds: Number(writeSeconds.toFixed(1)),
   logVerify: { ok: verdict.ok, rows: verdict.rows, batches: verdict.batches, blocks: verdict.blocks, seconds: Number(verifySeconds.toFixed(1)), rowsPerSecond: Math.round(verdict.rows / verifySeconds), findings: verdict.findings.length },

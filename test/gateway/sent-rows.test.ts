@@ -34,7 +34,8 @@ t.test('a sent transition that commits after delivered is still recorded with it
 })
 
 t.test('every delivered downlink of a fast vehicle has its sent row with the bytes it received', async (t) => {
-  const gw = await startTestGateway(t)
+  // 300 sends at once from this one address: above the default per-address connection cap, which is not under test here.
+  const gw = await startTestGateway(t, { VGW_HTTP_MAX_CONNECTIONS_PER_ADDRESS: '1024' })
   await register(gw, VIN)
   const car = await connectVehicle(t, { port: gw.mqttPort, ca: gw.pki.ca, creds: await gw.pki.vehicle(VIN) })
   const received = new Map<string, Buffer>()
