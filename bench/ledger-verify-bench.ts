@@ -96,7 +96,7 @@ console.log(JSON.stringify({
   rows,
   writeSeconds: Number(writeSeconds.toFixed(1)),
   logVerify: { ok: verdict.ok, rows: verdict.rows, batches: verdict.batches, blocks: verdict.blocks, seconds: Number(verifySeconds.toFixed(1)), rowsPerSecond: Math.round(verdict.rows / verifySeconds), findings: verdict.findings.length },
-  export: { rows: manifest.rowCount, seconds: Number(exportSeconds.toFixed(1)), bytes: fs.statSync(path.join(out, 'transactions.ndjson')).size, verifySeconds: Number(exportVerifySeconds.toFixed(1)), ok: exported.ok }
+  export: { rows: manifest.rowCount, seconds: Number(exportSeconds.toFixed(1)), bytes: fs.statSync(path.join(out, "transactions.ndjson")).size, verifySeconds: Number(exportVerifySeconds.toFixed(1)), ok: exported.ok, findings: exported.findings.slice(0, 3) }
 }))
 await store.close()
 await stop()

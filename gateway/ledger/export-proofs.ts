@@ -48,10 +48,14 @@ export class ExportProver {
   }
 
   async prove (rows: readonly TransactionRecord[]): Promise<Array<RowProof | null>> {
-    const missing = [...new Set(rows.map((r) => r.xid).filter((x): x is string => x !== undefined && !this.#batches.has(x)))]
+    const wanted = new Set(rows.map((r) => r.xid).filter((x): x is string => x !== undefined))
+    // The chunk's batches are all kept while its proofs are made (a chunk of a vehicle with sparse
+    // rows can touch one batch per row); those of the chunk before stay only if it needs them again.
+    for (const xid of [...this.#batches.keys()]) if (!wanted.has(xid)) this.#batches.delete(xid)
+    const missing = [...wanted].filter((x) => !this.#batches.has(x))
     for (const batch of await this.#store.ledger.batchesOfXids(missing)) {
       const leaves = Array.from({ length: batch.leafIds.length }, (_, i) => batch.leaves.subarray(i * 32, i * 32 + 32))
-      remember(this.#batches, batch.xid, { batch, tree: new MerkleTree(leaves) })
+      this.#batches.set(batch.xid, { batch, tree: new MerkleTree(leaves) })
     }
     const out: Array<RowProof | null> = []
     for (const r of rows) out.push(r.xid === undefined ? null : await this.#proof(r.id, r.xid))

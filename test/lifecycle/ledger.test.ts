@@ -1,14 +1,19 @@
+import { generateKeyPairSync } from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
 import t from 'tap'
 import { v7 as uuidv7 } from 'uuid'
+import { Ledger } from '../../gateway/ledger/ledger.ts'
+import { signerFromKey } from '../../gateway/ledger/checkpoint-signer.ts'
 import { verifyLog } from '../../gateway/ledger/log-verify.ts'
 import { writeExportFiles } from '../../gateway/lifecycle/legal-export.ts'
 import { verifyExportDir } from '../../gateway/lifecycle/verify-export.ts'
 import { register, send, waitForStatus, inbox } from '../helpers/downlink.ts'
-import { startTestGateway } from '../helpers/gateway.ts'
+import { captureLogger, startTestGateway } from '../helpers/gateway.ts'
+import { testStore } from '../helpers/database.ts'
+import { logRow } from '../helpers/records.ts'
 import { connectVehicle, envelope, publishEnvelope } from '../helpers/vehicle.ts'
 
 // Issue #19 C: the chain is built as rows are written and anchored outside the database, so a row
@@ -98,4 +103,30 @@ t.test('the ledger proves an untouched log and export, and names every kind of t
   // A checkpoint signed by another key is not trusted.
   const wrongKey = await verifyExportDir(path.join(exportDir, 'before'), { dir: checkpointDir, keys: ['vgw-ledger+00000000+AQ' + 'A'.repeat(42) + '='] })
   t.notOk(wrongKey.ok, 'an untrusted key proves nothing')
+})
+
+t.test('an export whose records lie in hundreds of batches proves every one', async (t) => {
+  const { store } = await testStore(t)
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vgw-ledger-many-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const ledger = new Ledger({
+    store,
+    signer: signerFromKey('vgw-ledger', generateKeyPairSync('ed25519').privateKey),
+    settings: { checkpointDir: path.join(dir, 'checkpoints'), checkpointIntervalMs: 3_600_000, flushIntervalMs: 200 },
+    epoch: uuidv7(),
+    gateway: 'test',
+    logger: captureLogger().logger
+  })
+  await ledger.start()
+  const at = Date.now() - 60_000
+  await store.transactions.ensurePartitions([new Date(at)])
+  // 300 transactions, each this vehicle's row beside another's: every record in a batch of its own.
+  for (let i = 0; i < 300; i++) {
+    await store.transactions.append([logRow(VIN, 'DE', new Date(at + i)), logRow('WVWZZZ1JZXW000741', 'DE', new Date(at + i))])
+  }
+  await ledger.close()
+  await writeExportFiles(store, { vin: VIN, from: new Date(at - 1000), to: new Date(), actor: 'test', now: Date.now }, path.join(dir, 'export'))
+  const v = await verifyExportDir(path.join(dir, 'export'), { dir: path.join(dir, 'checkpoints'), keys: [] })
+  t.same(v.findings, [], 'no record is left without its proof')
+  t.equal(v.rows, 300)
 })
