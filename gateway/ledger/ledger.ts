@@ -59,7 +59,7 @@ function writeNote (file: string, note: string): void {
  */
 const MAX_PENDING = 100_000
 
-/** Batches waiting to be stored, at most; past it the oldest wait in memory and a warning says so. */
+/** Batches stored by one statement, at most; a longer queue is stored by the flushes that follow. */
 const MAX_FLUSH = 5000
 
 /**
