@@ -106,23 +106,25 @@ t.test('a vehicle whose certificate is revoked after its first session cannot re
 
 t.test('ticket keys: the same on two gateways, a new one at each rotation, and not the stored secret itself', async (t) => {
   const { store, pki } = await sharedDeployment(t)
+  // Long enough that both gateways start within one period on a loaded machine (400 ms was not, in CI).
+  const PERIOD = 2000
   const serverKey = fs.readFileSync(pki.paths.serverKey)
   const rotated: Array<Promise<Buffer>> = []
   const start = (): SessionTickets => {
     let apply: (key: Buffer) => void = () => undefined
     rotated.push(new Promise<Buffer>((resolve) => { apply = resolve }))
-    const tickets = new SessionTickets({ store: store.ticketKeys, serverKey, rotationMs: 400, apply: (key) => apply(key), logger: captureLogger().logger })
+    const tickets = new SessionTickets({ store: store.ticketKeys, serverKey, rotationMs: PERIOD, apply: (key) => apply(key), logger: captureLogger().logger })
     t.teardown(() => tickets.close())
     return tickets
   }
   const one = start()
   const two = start()
   // Start just after a boundary, so that both read the same period's key.
-  await new Promise((resolve) => setTimeout(resolve, 400 - Date.now() % 400 + 20))
+  await new Promise((resolve) => setTimeout(resolve, PERIOD - Date.now() % PERIOD + 20))
   const [k1] = await Promise.all([one.start(), two.start()])
   const e0 = one.epoch
   t.equal(k1.length, 48, 'a key of the 48 bytes Node takes')
-  const stored = await store.ticketKeys.secretFor(400, e0)
+  const stored = await store.ticketKeys.secretFor(PERIOD, e0)
   t.not(stored.toString('hex'), k1.toString('hex'), 'the table holds a secret, not the ticket key')
   t.same(ticketKeyFrom(stored, serverKey, e0), k1, 'the key is derived from it and the server key')
   const [r1, r2] = await Promise.all(rotated)
