@@ -71,8 +71,9 @@ const COLUMNS = [
  * One named statement for any batch size: each connection parses and plans it once. Its 18
  * parameters are arrays in PostgreSQL's binary format (binary-columns.ts). It answers one row:
  * the inserting transaction's id and its start time, which the database set as every row's xid
- * and received_at (the gateway's login may not write either: migration 0014), and, only when the
- * log already held some of the batch (a retried uplink), the ids of the rows it did insert.
+ * and received_at (the gateway's login may not write either: migration 0014), every inserted row's
+ * ledger leaf in id order (migration 0015), and, only when the log already held some of the batch
+ * (a retried uplink), the ids of the rows it did insert, in the same order.
  */
 const COLUMN_LIST = COLUMNS.map(([c]) => c).join(', ')
 const appendSql = (rows: string, onConflict = 'ON CONFLICT DO NOTHING'): string => `WITH inserted AS (
@@ -132,7 +133,8 @@ function insertedOf (records: readonly TransactionRecord[], result: AppendResult
   const inserted = ids === null ? records : records.filter((r) => ids.has(r.id))
   const leafOf = new Map<string, Buffer>()
   if (result.leaves !== null) {
-    const byId = inserted.map((r) => r.id).sort()
+    // The statement answers the ids it inserted in the same (uuid) order as the leaves, when it answers them.
+    const byId = result.ids ?? inserted.map((r) => r.id).sort()
     for (let i = 0; i < byId.length; i++) leafOf.set(byId[i] as string, result.leaves.subarray(i * 32, i * 32 + 32))
   }
   return inserted.map((r) => {
