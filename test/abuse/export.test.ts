@@ -1,6 +1,6 @@
 // Legal exports against a real gateway and a long history: clients that go away, too many
 // clients at once, and an export whose database session dies part-way (issue #11, A and F).
-import http from 'node:http'
+import { getExport, readAll, type ExportResponse } from '../helpers/export-http.ts'
 import pg from 'pg'
 import t, { type Test } from 'tap'
 import { fillVehicleRows } from '../helpers/bulk-rows.ts'
@@ -26,25 +26,9 @@ async function withHistory (t: Test, env: Record<string, string> = {}): Promise<
   return gw
 }
 
-interface ExportResponse {
-  status: number
-  headers: http.IncomingHttpHeaders
-  body: http.IncomingMessage
-  /** The body's chunks, read on demand; reading on after the last one is a rejection when the body was cut. */
-  chunks: AsyncIterator<Buffer>
-}
-
-/**
- * One export over its own TCP connection (node:http without keep-alive, as `curl` does):
- * fetch's pool opens a spare connection after an abort, which would hold the server's close.
- */
+/** One export over its own TCP connection. */
 function exportOf (gw: TestGateway, to = TO): Promise<ExportResponse> {
-  const url = `${gw.baseUrl}/v1/vehicles/${VIN}/export?from=${FROM.toISOString()}&to=${to.toISOString()}`
-  return new Promise((resolve, reject) => {
-    http.get(url, { agent: false, headers: { authorization: `Bearer ${legalKeys.get(gw) ?? ''}` } }, (body) => {
-      resolve({ status: body.statusCode ?? 0, headers: body.headers, body, chunks: body[Symbol.asyncIterator]() as AsyncIterator<Buffer> })
-    }).once('error', reject)
-  })
+  return getExport(`${gw.baseUrl}/v1/vehicles/${VIN}/export?from=${FROM.toISOString()}&to=${to.toISOString()}`, legalKeys.get(gw) ?? '')
 }
 
 /** Reads at least `bytes` of a body and leaves the rest unread. */
@@ -56,20 +40,6 @@ async function readAtLeast (res: ExportResponse, bytes: number): Promise<string>
     text += value.toString('utf8')
   }
   return text
-}
-
-/** Reads a body to its end; `error` is set when it ended without completing. */
-async function readAll (res: ExportResponse): Promise<{ text: string, error: unknown }> {
-  let text = ''
-  try {
-    for (;;) {
-      const { done, value } = await res.chunks.next()
-      if (done === true) return { text, error: null }
-      text += value.toString('utf8')
-    }
-  } catch (error) {
-    return { text, error }
-  }
 }
 
 async function ownerQuery<R extends pg.QueryResultRow> (gw: TestGateway, sql: string): Promise<R[]> {

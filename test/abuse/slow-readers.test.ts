@@ -1,9 +1,9 @@
 // Clients that hold a bounded resource by being slow or by asking for too much at once
 // (issue #20, item 8): an export client that reads one chunk now and then, and a campaign
 // whose payload times its recipients is far more than the database should take in one request.
-import http from 'node:http'
 import pg from 'pg'
 import t from 'tap'
+import { getExport, readAll, type ExportResponse } from '../helpers/export-http.ts'
 import { fillVehicleRows } from '../helpers/bulk-rows.ts'
 import { register } from '../helpers/downlink.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
@@ -12,32 +12,8 @@ const VIN = 'WVWZZZ1JZXW000821'
 const TO = new Date(Date.now() - 24 * 3600_000)
 const FROM = new Date(TO.getTime() - 24 * 3600_000)
 
-interface Export {
-  status: number
-  body: http.IncomingMessage
-  chunks: AsyncIterator<Buffer>
-}
-
-function exportOf (gw: TestGateway, key: string, to = TO): Promise<Export> {
-  const url = `${gw.baseUrl}/v1/vehicles/${VIN}/export?from=${FROM.toISOString()}&to=${to.toISOString()}`
-  return new Promise((resolve, reject) => {
-    http.get(url, { agent: false, headers: { authorization: `Bearer ${key}` } }, (body) => {
-      resolve({ status: body.statusCode ?? 0, body, chunks: body[Symbol.asyncIterator]() as AsyncIterator<Buffer> })
-    }).once('error', reject)
-  })
-}
-
-async function readRest (res: Export): Promise<{ text: string, error: unknown }> {
-  let text = ''
-  try {
-    for (;;) {
-      const { done, value } = await res.chunks.next()
-      if (done === true) return { text, error: null }
-      text += value.toString('utf8')
-    }
-  } catch (error) {
-    return { text, error }
-  }
+function exportOf (gw: TestGateway, key: string, to = TO): Promise<ExportResponse> {
+  return getExport(`${gw.baseUrl}/v1/vehicles/${VIN}/export?from=${FROM.toISOString()}&to=${to.toISOString()}`, key)
 }
 
 async function exportSessions (gw: TestGateway): Promise<number> {
@@ -70,11 +46,11 @@ t.test('an export client that reads one chunk a second loses its export, and the
     read += value.toString('utf8')
     const probe = await exportOf(gw, key, new Date(FROM.getTime() + 60_000))
     freed = probe.status === 200
-    await readRest(probe)
+    await readAll(probe)
     if (!freed) await new Promise((resolve) => setTimeout(resolve, 1000))
   }
   t.ok(freed, 'another export is served while the slow client is still connected: its slot was freed')
-  const rest = await readRest(slow)
+  const rest = await readAll(slow)
   t.ok(rest.error !== null && !slow.body.complete, 'the slow export\'s body is cut without its terminating chunk')
   const lines = (read + rest.text).split('\n').filter((l) => l !== '')
   const last = JSON.parse(lines.at(-1) ?? '{}') as { error?: { code: string, message: string, records: number } }
